@@ -1,0 +1,3 @@
+"""hookd: a self-hosted outbound-webhook engine."""
+
+__version__ = "0.1.0"

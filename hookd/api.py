@@ -1,0 +1,266 @@
+"""The admin API (SPEC §8): webhooks, the delivery log, resend, enable, health, metrics."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hookd.config import Config, Webhook, redact_url
+from hookd.deliver import Dispatcher
+from hookd.metrics import Metrics
+from hookd.models import Delivery, IdFactory, format_timestamp
+from hookd.responses import error, json_response
+from hookd.store import LogReader, Store
+
+STATES = ("pending", "delivering", "retrying", "succeeded", "failed")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
+    """True when ``Authorization: Bearer <t>`` names one of ``tokens`` (constant time)."""
+    if not header or not header.startswith("Bearer "):
+        return False
+    given = header[7:].encode()
+    ok = False
+    for t in tokens:
+        # Compare against every token so timing does not tell which one was close.
+        ok |= hmac.compare_digest(given, t.encode())
+    return ok
+
+
+def auth_middleware(tokens: Callable[[], tuple[str, ...]]) -> Any:
+    """Bearer tokens on every /v1 route; the health check, metrics and page stay open."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        current = tokens()
+        if (
+            current
+            and request.path.startswith("/v1/")
+            and request.path != "/v1/openapi.json"
+            and not token_ok(request.headers.get("Authorization"), current)
+        ):
+            return error(401, "unauthorized", "a valid bearer token is required",
+                         headers={"WWW-Authenticate": 'Bearer realm="hookd"'})  # fmt: skip
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            # aiohttp's own 404/405 answers get the documented error body too.
+            if exc.status >= 400:
+                code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+                return error(exc.status, code, exc.reason, headers=_allow(exc))
+            raise
+
+    return middleware
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else None
+
+
+def _iso(ts: float | None) -> str | None:
+    return format_timestamp(ts) if ts is not None else None
+
+
+def present(rec: dict[str, Any], active: dict[str, Delivery]) -> dict[str, Any]:
+    """A log record as the API shows it: ISO times, and ``delivering`` while in an attempt."""
+    out = dict(rec)
+    out.pop("seq", None)
+    for key in ("created_at", "next_attempt_at", "finished_at"):
+        out[key] = _iso(out.get(key))
+    if out["id"] in active:
+        out["state"] = "delivering"
+    if "attempt_log" in out:
+        out["attempts"] = [
+            {**a, "started_at": _iso(a["started_at"]), "trigger": "manual" if a["manual"] else "scheduled"}
+            for a in out.pop("attempt_log")
+        ]
+        body = out.pop("body")
+        if out.get("request") is not None:
+            out["request"]["body"] = body.decode("utf-8", "replace") if body else ""
+            if out["request"]["method"] == "GET":
+                out["request"]["body"] = ""
+    return out
+
+
+def webhook_config(w: Webhook) -> dict[str, Any]:
+    """A webhook's settings with every secret shown as ``***``."""
+    data = w.model_dump(mode="json")
+    data["url"] = redact_url(w.url)
+    data["secret"] = ["***" for _ in w.secret]
+    auth = data.get("auth", {})
+    for key in ("password", "token", "value"):
+        if key in auth:
+            auth[key] = "***"
+    return data
+
+
+class Api:
+    """Route handlers over the live daemon's parts."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        store: Store,
+        dispatcher: Dispatcher,
+        ids: IdFactory,
+        metrics: Metrics,
+        clock_now: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._log = LogReader(store)
+        self._dispatcher = dispatcher
+        self._ids = ids
+        self._metrics = metrics
+        self._now = clock_now
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register every admin route on ``app``."""
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/v1/webhooks", self.webhooks)
+        app.router.add_get("/v1/webhooks/{id}", self.webhook)
+        app.router.add_get("/v1/webhooks/{id}/deliveries", self.deliveries)
+        app.router.add_post("/v1/webhooks/{id}/enable", self.enable)
+        app.router.add_get("/v1/deliveries/{id}", self.delivery)
+        app.router.add_post("/v1/deliveries/{id}/resend", self.resend)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """200 while the loop runs."""
+        return json_response({"status": "ok"})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format."""
+        return web.Response(
+            body=self._metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
+
+    def _state(self, w: Webhook, counts: dict[str, dict[str, int]], last: dict[str, Any]) -> dict[str, Any]:
+        lane = self._dispatcher.lanes.get(w.id)
+        paused = lane.paused if lane else False
+        by_state = dict.fromkeys(STATES, 0)
+        by_state.update(counts.get(w.id, {}))
+        for d in self._dispatcher.active.values():
+            if d.webhook_id == w.id:
+                by_state["delivering"] += 1
+                if by_state.get(d.state, 0) > 0:
+                    by_state[d.state] -= 1
+        reason = "config" if not w.enabled else "auto" if paused else None
+        info = last.get(w.id)
+        return {
+            "id": w.id,
+            "name": w.name,
+            "url": redact_url(w.url),
+            "enabled": reason is None,
+            "disabled_reason": reason,
+            "consecutive_failures": lane.failures if lane else 0,
+            "counts": by_state,
+            "last_status": info["status_code"] if info else None,
+            "last_error": info["error"] if info else None,
+            "last_at": _iso(info["at"]) if info else None,
+        }
+
+    async def webhooks(self, request: web.Request) -> web.Response:
+        """Every configured webhook with its health."""
+        config = self._config()
+        counts = await self._log.counts()
+        last = await self._log.last_attempts([w.id for w in config.webhooks])
+        return json_response({"webhooks": [self._state(w, counts, last) for w in config.webhooks]})
+
+    def _find(self, request: web.Request) -> Webhook | None:
+        return self._config().webhook(request.match_info["id"])
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        """One webhook, its config (secrets masked) and counts."""
+        w = self._find(request)
+        if w is None:
+            return error(404, "not_found", f"no webhook {request.match_info['id']!r}")
+        counts = await self._log.counts()
+        last = await self._log.last_attempts([w.id])
+        return json_response({**self._state(w, counts, last), "config": webhook_config(w)})
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        """A webhook's deliveries, newest first, paged by ``before``."""
+        wid = request.match_info["id"]
+        if self._config().webhook(wid) is None:
+            return error(404, "not_found", f"no webhook {wid!r}")
+        q = request.query
+        problems = []
+        state = q.get("state") or None
+        if state is not None and state not in STATES:
+            problems.append({"path": "state", "message": f"must be one of {', '.join(STATES)}"})
+        limit = _int(q.get("limit"), 50)
+        if limit is None or not 1 <= limit <= 500:
+            problems.append({"path": "limit", "message": "must be an integer from 1 to 500"})
+        before = _int(q.get("before"), None) if q.get("before") else None
+        if q.get("before") and (before is None or before < 1):
+            problems.append({"path": "before", "message": "must be a cursor from a previous page's next"})
+        if problems:
+            return error(400, "invalid_query", "bad query parameters", problems)
+        assert limit is not None
+        active = self._dispatcher.active
+        if state == "delivering":
+            rows = [
+                await self._log.delivery(d.id) for d in active.values() if d.webhook_id == wid
+            ]
+            page = [present(r, active) for r in rows if r is not None]
+            for p in page:
+                p.pop("request", None), p.pop("response", None), p.pop("item_ids", None)
+            return json_response({"deliveries": page[:limit], "next": None})
+        rows = await self._log.deliveries(wid, state, limit, before)
+        nxt = str(rows[-1]["seq"]) if len(rows) == limit else None
+        return json_response({"deliveries": [present(r, active) for r in rows], "next": nxt})
+
+    async def delivery(self, request: web.Request) -> web.Response:
+        """One delivery's whole record."""
+        rec = await self._log.delivery(request.match_info["id"])
+        if rec is None:
+            return error(404, "not_found", f"no delivery {request.match_info['id']!r}")
+        return json_response(present(rec, self._dispatcher.active))
+
+    async def resend(self, request: web.Request) -> web.Response:
+        """A new delivery of the same body and ``webhook-id``."""
+        rec = await self._log.delivery(request.match_info["id"])
+        if rec is None:
+            return error(404, "not_found", f"no delivery {request.match_info['id']!r}")
+        if rec["lightweight_logs"] or rec["body"] is None:
+            return error(409, "lightweight_logs", "the webhook keeps lightweight logs: the body was not kept")
+        w = self._config().webhook(rec["webhook_id"])
+        if w is None:
+            return error(409, "unknown_webhook", f"webhook {rec['webhook_id']!r} is no longer configured")
+        d = Delivery(
+            id=self._ids.make("dlv"), seq=self._store.next_delivery_seq(), message_id=rec["message_id"],
+            webhook_id=w.id, body=rec["body"], item_ids=rec["item_ids"], events=rec["events"],
+            triggers=rec["triggers"], created_at=self._now(), manual=True, resend_of=rec["id"],
+        )  # fmt: skip
+        self._store.add_delivery(d, w.lightweight_logs)
+        await self._store.drain()  # so the new id can be read back at once
+        self._dispatcher.submit(d)
+        return json_response({"delivery_id": d.id}, status=202)
+
+    async def enable(self, request: web.Request) -> web.Response:
+        """Re-enable an auto-disabled webhook and deliver what it kept."""
+        w = self._find(request)
+        if w is None or not self._dispatcher.enable(w.id):
+            return error(404, "not_found", f"no webhook {request.match_info['id']!r}")
+        if not w.enabled:
+            return error(409, "disabled_in_config", "the webhook is disabled in the config file (enabled = false)")
+        counts = await self._log.counts()
+        last = await self._log.last_attempts([w.id])
+        return json_response(self._state(w, counts, last))
+
+
+def _int(raw: str | None, default: int | None) -> int | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+

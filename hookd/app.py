@@ -1,0 +1,269 @@
+"""The App: owns start-up, every long-lived task, reload and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hookd import __version__
+from hookd._systemd import Notifier
+from hookd.api import Api, auth_middleware
+from hookd.batcher import Batcher
+from hookd.clock import Clock, LoopClock
+from hookd.config import Config, ConfigError
+from hookd.deliver import Dispatcher
+from hookd.http import Sender
+from hookd.ingest import Ingest, Routing
+from hookd.metrics import Metrics
+from hookd.models import IdFactory
+from hookd.store import Store
+
+log = structlog.get_logger("hookd")
+
+PRUNE_EVERY = 3600.0
+
+
+class App:
+    """One running daemon: store, router, batcher, dispatcher and the HTTP listener."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.clock = clock or LoopClock()
+        self.notifier = notifier or Notifier()
+        self.ids = IdFactory()
+        self.metrics = Metrics()
+        self.store = Store(config.storage.path, config.storage.durability)
+        d = config.delivery
+        self.sender = Sender(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
+        self.dispatcher = Dispatcher(self.clock, self.store, self.sender, self.metrics)
+        self.batcher = Batcher(
+            self.clock, self.store, self.ids, config.batching.spool_after_seconds, self.dispatcher.submit
+        )
+        self.routing = Routing.build(config)
+        self.accepting = False
+        self.port: int | None = None
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.metrics.watch(self._gauges)
+
+    @property
+    def config(self) -> Config:
+        """The config in force."""
+        return self.routing.config
+
+    # -- start-up and shutdown -----------------------------------------------------------
+
+    async def serve(self, shutdown_trigger: asyncio.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``shutdown_trigger``), then stop cleanly."""
+        stop = shutdown_trigger or self._stop
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        # Handlers go in before the listener accepts anything, so a SIGHUP sent as soon
+        # as /healthz answers is a reload, never the default action (termination).
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        await self.store.open()
+        self._configure(self.config)
+        runner: web.AppRunner | None = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(self.store.writer(), name="store-writer")
+                poller = tg.create_task(self._poll_spool(), name="spool-poller")
+                pruner = tg.create_task(self._prune(), name="pruner")
+                watchdog = tg.create_task(self._watchdog(), name="watchdog")
+                restored = self.dispatcher.restore(await self.store.open_deliveries(self.dispatcher.lanes))
+                restored_items = await self.batcher.restore()
+                runner = await self._listen()
+                self.accepting = True
+                log.info(
+                    "started", version=__version__, listen=f"{self.config.server.host}:{self.port}",
+                    port=self.port, webhooks=len(self.config.webhooks), pending_deliveries=restored,
+                    batched_items=restored_items, startup_ms=round((time.monotonic() - started) * 1000, 1),
+                )  # fmt: skip
+                self.notifier.ready(self._status())
+                self.ready.set()
+                await stop.wait()
+                await self._shutdown(runner, [poller, pruner, watchdog, writer])
+                runner = None
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            if runner is not None:
+                await runner.cleanup()
+            await self.sender.close()
+            await self.store.close()
+
+    async def _listen(self) -> web.AppRunner:
+        server = self.config.server
+        app = web.Application(
+            middlewares=[auth_middleware(lambda: tuple(t.get_secret_value() for t in self.config.server.tokens))],
+            client_max_size=server.max_body_bytes + 1,
+        )
+        ingest = Ingest(
+            lambda: self.routing, self.store, self.batcher, self.dispatcher, self.ids, self.clock,
+            self.metrics, lambda: self.accepting,
+        )  # fmt: skip
+        app.router.add_post("/v1/events", ingest.handle)
+        Api(lambda: self.config, self.store, self.dispatcher, self.ids, self.metrics, self.clock.now).add_routes(app)
+        with contextlib.suppress(ImportError):
+            from hookd.ui import add_routes as add_ui_routes
+
+            add_ui_routes(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, server.host, server.port, backlog=1024)
+        await site.start()
+        sockets = [s for s in (site._server.sockets if site._server else [])]  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else server.port
+        return runner
+
+    async def _shutdown(self, runner: web.AppRunner, tasks: list[asyncio.Task[Any]]) -> None:
+        """The stop checklist, in order; the writer task goes last."""
+        t0 = time.monotonic()
+        grace = self.config.server.shutdown_grace_seconds
+        # 1. Refuse new events (503 + Retry-After) but keep answering while we drain.
+        self.accepting = False
+        self.notifier.stopping()
+        log.info("stopping", inflight=self.dispatcher.inflight, grace_seconds=grace)
+        # 2. Let in-flight attempts finish within the grace period; the rest stay pending.
+        cut = await self.dispatcher.stop(grace)
+        # 3. Disarm batch timers: open batches are already in the store.
+        open_batches = len(self.batcher.open)
+        await self.batcher.stop()
+        # 4. Close the listener.
+        await runner.cleanup()
+        # 5. Stop the background tasks, the writer last so it commits what they queued.
+        for t in tasks[:-1]:
+            t.cancel()
+        await asyncio.gather(*tasks[:-1], return_exceptions=True)
+        await self.store.drain()
+        tasks[-1].cancel()
+        await asyncio.gather(tasks[-1], return_exceptions=True)
+        for t in list(self._tasks):
+            t.cancel()
+        log.info(
+            "stopped", cut_attempts=cut, open_batches=open_batches,
+            queued=sum(self.dispatcher.queued().values()), flushes=self.store.flushes,
+            stop_ms=round((time.monotonic() - t0) * 1000, 1),
+        )  # fmt: skip
+
+    # -- reload --------------------------------------------------------------------------
+
+    def _configure(self, config: Config) -> list[str]:
+        self.routing = Routing.build(config)
+        self.batcher.configure(config.webhooks, config.batching.spool_after_seconds)
+        d = config.delivery
+        self.sender.configure(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
+        return self.dispatcher.configure(config)
+
+    async def reload(self) -> bool:
+        """Re-read the config file; on any error keep the config in force."""
+        if self.config_path is None:
+            return False
+        self.notifier.reloading()
+        try:
+            new = Config.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload_failed", errors=exc.problems, path=str(self.config_path))
+            self.notifier.ready(self._status())
+            return False
+        old = self.config
+        if new.server.listen != old.server.listen or new.storage != old.storage:
+            log.warning("reload_needs_restart", keys=["server.listen", "storage"])
+            new = new.model_copy(update={"storage": old.storage, "server": new.server.model_copy(update={"listen": old.server.listen})})
+        added = self._configure(new)
+        # Webhooks new to this process (or back after removal) pick up what they left.
+        restored = self.dispatcher.restore(await self.store.open_deliveries(added))
+        restored_items = await self.batcher.restore(set(added))
+        log.info(
+            "reloaded", webhooks=len(new.webhooks), added=added,
+            removed=sorted({w.id for w in old.webhooks} - {w.id for w in new.webhooks}),
+            restored_deliveries=restored, restored_items=restored_items,
+        )  # fmt: skip
+        self.notifier.ready(self._status())
+        return True
+
+    # -- background tasks ----------------------------------------------------------------
+
+    async def _poll_spool(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.batching.spool_poll_seconds)
+            try:
+                self.batcher.poll()
+                await self.dispatcher.poll_spool()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("spool_poll_failed")
+
+    async def _prune(self) -> None:
+        while True:
+            try:
+                cutoff = self.clock.now() - self.config.storage.retention_days * 86400
+                while await self.store.prune(cutoff) >= 5000:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("prune_failed")
+            await self.clock.sleep(PRUNE_EVERY)
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        while interval:
+            self.notifier.watchdog()
+            self.notifier.status(self._status())
+            await asyncio.sleep(interval)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- state for metrics and STATUS= ---------------------------------------------------
+
+    def _status(self) -> str:
+        queued = sum(self.dispatcher.queued().values())
+        batched = sum(self.batcher.pending().values())
+        return f"{queued} deliveries queued, {self.dispatcher.inflight} in flight, {batched} items in open batches"
+
+    def _gauges(self) -> dict[str, dict[str, float]]:
+        pending: dict[str, float] = {}
+        for wid, n in self.dispatcher.queued().items():
+            pending[wid] = pending.get(wid, 0) + n
+        for wid, n in self.batcher.pending().items():
+            pending[wid] = pending.get(wid, 0) + n
+        batches: dict[str, float] = {}
+        spool = 0
+        for b in self.batcher.open.values():
+            batches[b.webhook_id] = batches.get(b.webhook_id, 0) + 1
+            if b.spooled:
+                spool += b.count
+        disabled = {
+            w.id: float(not w.enabled or bool(self.dispatcher.lanes.get(w.id) and self.dispatcher.lanes[w.id].paused))
+            for w in self.config.webhooks
+        }
+        return {
+            "pending_items": pending,
+            "open_batches": batches,
+            "webhook_disabled": disabled,
+            "spool": {"": spool},
+            "inflight": {"": self.dispatcher.inflight},
+        }
+

@@ -1,0 +1,238 @@
+"""Batching (SPEC §5): items that share a batch key travel in one delivery.
+
+A key's first item opens a batch whose deadline is fixed (arrival + wait, not sliding).
+Short waits keep the batch in memory behind one loop timer; long waits keep only the
+key's deadline and count in memory, and the items stay in the SQLite spool until the
+poller finds the deadline passed. Every item is already committed when it arrives
+here, so a batch of either kind survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from hookd.clock import Clock, Timer
+from hookd.config import Webhook
+from hookd.models import Delivery, IdFactory, Item
+from hookd.payloads import batch_body
+from hookd.store import Store
+
+log = structlog.get_logger("hookd.batcher")
+
+
+def batch_key(mode: str, trigger: str, event: str) -> str | None:
+    """The key items must share to travel together; None for one delivery per item."""
+    if mode == "per_occurrence":
+        return None
+    if mode == "same_event":
+        return "t:" + trigger
+    if mode == "same_event_type":
+        return "e:" + event
+    return "*"
+
+
+@dataclass(slots=True)
+class Policy:
+    """One webhook's batching settings."""
+
+    wait: float
+    max_items: int
+    spooled: bool  # the wait is long: items stay in SQLite, not in memory
+    lightweight: bool
+
+
+@dataclass(slots=True)
+class OpenBatch:
+    """A batch still collecting items."""
+
+    webhook_id: str
+    key: str
+    deadline: float
+    spooled: bool
+    count: int = 0
+    items: list[Item] = field(default_factory=list)  # empty when spooled
+    timer: Timer | None = None
+
+
+def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Item], now: float) -> Delivery:
+    """The delivery that carries a batch of items, its body their bodies joined."""
+    events = list(dict.fromkeys(i.event for i in items))
+    triggers = list(dict.fromkeys(i.trigger for i in items))
+    return Delivery(
+        id=ids.make("dlv"),
+        seq=store.next_delivery_seq(),
+        message_id=ids.make("msg"),
+        webhook_id=webhook_id,
+        body=batch_body([i.body for i in items]),
+        item_ids=[i.id for i in items],
+        events=events,
+        triggers=triggers,
+        created_at=now,
+        batched=True,
+    )
+
+
+class Batcher:
+    """Open batches by key, their timers, and the spool poller."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        store: Store,
+        ids: IdFactory,
+        spool_after: float,
+        deliver: Callable[[Delivery], None],
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._ids = ids
+        self._spool_after = spool_after
+        self._deliver = deliver
+        self._policies: dict[str, Policy] = {}
+        self.open: dict[tuple[str, str], OpenBatch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._spool_lock = asyncio.Lock()
+        self.late_ms: list[float] = []  # lateness of in-memory flushes, for benchmarks
+
+    def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
+        """Take the batching settings of a (re)loaded config."""
+        self._spool_after = spool_after
+        self._policies = {
+            w.id: Policy(w.batch_wait_seconds, w.max_items_per_batch,
+                         w.batch_wait_seconds > spool_after, w.lightweight_logs)
+            for w in webhooks
+            if w.batching != "per_occurrence"
+        }  # fmt: skip
+
+    def policy(self, webhook_id: str) -> Policy | None:
+        """The webhook's batching settings, or None when it does not batch."""
+        return self._policies.get(webhook_id)
+
+    def deadline_for(self, webhook_id: str, key: str, now: float) -> float:
+        """The deadline an item arriving now will be stored with."""
+        b = self.open.get((webhook_id, key))
+        if b is not None and b.count < self._policies[webhook_id].max_items:
+            return b.deadline
+        return now + self._policies[webhook_id].wait
+
+    def add(self, item: Item) -> None:
+        """Put a committed item into its key's open batch, flushing when full."""
+        assert item.batch_key is not None
+        k = (item.webhook_id, item.batch_key)
+        policy = self._policies.get(item.webhook_id)
+        if policy is None:  # the webhook stopped batching or was removed: leave it spooled
+            return
+        b = self.open.get(k)
+        if b is None:
+            b = self._open(k, item.deadline, policy.spooled)
+        b.count += 1
+        if not b.spooled:
+            b.items.append(item)
+        if b.count >= policy.max_items:
+            self.flush(k)
+
+    def _open(self, k: tuple[str, str], deadline: float, spooled: bool) -> OpenBatch:
+        b = OpenBatch(k[0], k[1], deadline, spooled)
+        if not spooled:
+            b.timer = self._clock.call_at(deadline, lambda: self._due(k, b))
+        self.open[k] = b
+        return b
+
+    def _due(self, k: tuple[str, str], b: OpenBatch) -> None:
+        if self.open.get(k) is b:
+            self.late_ms.append((self._clock.now() - b.deadline) * 1000)
+            if len(self.late_ms) > 100_000:
+                del self.late_ms[:50_000]
+            self.flush(k)
+
+    def flush(self, k: tuple[str, str]) -> None:
+        """Close the key's batch now and hand its delivery on."""
+        b = self.open.pop(k, None)
+        if b is None:
+            return
+        if b.timer is not None:
+            b.timer.cancel()
+        if b.spooled:
+            self._spawn(self._flush_spooled(b))
+            return
+        self._emit(b.webhook_id, b.items)
+
+    def _emit(self, webhook_id: str, items: list[Item]) -> None:
+        policy = self._policies.get(webhook_id)
+        d = make_delivery(self._ids, self._store, webhook_id, items, self._clock.now())
+        self._store.add_delivery(d, policy.lightweight if policy else False, [i.seq for i in items])
+        self._deliver(d)
+
+    async def _flush_spooled(self, b: OpenBatch) -> None:
+        # The read takes the key's oldest items, so the delete queued by the previous
+        # flush of the same key must be committed first: one spooled flush at a time.
+        async with self._spool_lock:
+            await self._store.drain()
+            items = await self._store.batch_items(b.webhook_id, b.key, b.count)
+            if items:
+                self._emit(b.webhook_id, items)
+
+    def poll(self) -> None:
+        """Flush spooled batches whose deadline has passed (called every spool_poll_seconds)."""
+        now = self._clock.now()
+        due = [k for k, b in self.open.items() if b.spooled and b.deadline <= now]
+        for k in due:
+            self.flush(k)
+
+    async def restore(self, webhook_ids: set[str] | None = None) -> int:
+        """Re-open the batches found in the store (of ``webhook_ids``, or all) with their
+        original deadlines."""
+        restored = 0
+        for ob in await self._store.open_batches():
+            if webhook_ids is not None and ob.webhook_id not in webhook_ids:
+                continue
+            policy = self._policies.get(ob.webhook_id)
+            if policy is None:
+                log.warning("orphaned_batch", webhook=ob.webhook_id, key=ob.batch_key, items=ob.count)
+                continue
+            k = (ob.webhook_id, ob.batch_key)
+            if policy.spooled:
+                # Counts beyond max_items (the setting shrank) leave in several batches.
+                remaining = ob.count
+                while remaining > 0:
+                    take = min(remaining, policy.max_items)
+                    b = self._open(k, ob.deadline, True)
+                    b.count = take
+                    remaining -= take
+                    if take >= policy.max_items or ob.deadline <= self._clock.now():
+                        self.flush(k)
+                        await asyncio.gather(*self._tasks)
+                        await self._store.drain()
+            else:
+                items = await self._store.batch_items(ob.webhook_id, ob.batch_key, ob.count)
+                for item in items:
+                    item.deadline = ob.deadline
+                    self.add(item)
+            restored += ob.count
+        return restored
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Cancel the timers; the batches stay in the store for the next start."""
+        for b in self.open.values():
+            if b.timer is not None:
+                b.timer.cancel()
+        self.open.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def pending(self) -> dict[str, int]:
+        """Items in open batches, per webhook."""
+        out: dict[str, int] = {}
+        for b in self.open.values():
+            out[b.webhook_id] = out.get(b.webhook_id, 0) + b.count
+        return out

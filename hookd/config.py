@@ -1,0 +1,486 @@
+"""The configuration file: TOML, validated into one frozen pydantic model tree.
+
+Every error names the file, the key path (``webhooks[1].events[0].on``) and what is
+wrong, because the operator reading it has only the file in front of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+# Keys every item body carries (SPEC §4); a custom field may not shadow one.
+ENVELOPE_KEYS = frozenset(
+    {"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"}
+)
+OPERATORS = (
+    "eq", "ne", "in", "not_in", "contains", "not_contains", "starts_with",
+    "gt", "gte", "lt", "lte", "exists", "not_exists", "matches",
+)  # fmt: skip
+_WEBHOOK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|\*))*)$")
+_AUTH_TAGS = frozenset({"none", "basic", "bearer", "header"})
+
+# The folder of the file being loaded, so `file:` references resolve against it
+# without threading a parameter through every validator.
+_base_dir: ContextVar[Path] = ContextVar("hookd_config_dir", default=Path.cwd())
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` is the operator's message."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+def resolve_secret(raw: str) -> str:
+    """Expand an ``env:NAME`` or ``file:PATH`` reference; any other value is literal."""
+    if raw.startswith("env:"):
+        name = raw[4:]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name!r} is not set")
+        return os.environ[name]
+    if raw.startswith("file:"):
+        path = _base_dir.get() / raw[5:]
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    return raw
+
+
+def _secret(value: Any) -> Any:
+    if isinstance(value, str):
+        return resolve_secret(value)
+    return value
+
+
+Secret = Annotated[SecretStr, Field(min_length=1)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServerConfig(_Model):
+    """The ingest and admin listener."""
+
+    listen: str = "127.0.0.1:8787"
+    tokens: tuple[Secret, ...] = ()
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_events_per_request: int = Field(1000, ge=1)
+    shutdown_grace_seconds: Seconds = 10.0
+
+    _resolve = field_validator("tokens", mode="before")(
+        lambda v: [_secret(t) for t in v] if isinstance(v, list) else v
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tokens_off_loopback(self) -> ServerConfig:
+        host, _ = split_listen(self.listen)
+        if not self.tokens and not is_loopback(host):
+            raise ValueError(
+                f"tokens is empty but listen {self.listen!r} is not a loopback address; "
+                "set server.tokens or listen on 127.0.0.1"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        """The address part of ``listen``."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``; 0 picks a free one."""
+        return split_listen(self.listen)[1]
+
+
+class StorageConfig(_Model):
+    """Where and how durably hookd keeps its state."""
+
+    path: Path = Path("var/hookd.db")
+    durability: Literal["process", "machine", "memory"] = "process"
+    retention_days: float = Field(30, gt=0)
+
+
+class DeliveryConfig(_Model):
+    """HTTP client limits and the retry policy."""
+
+    timeout_seconds: float = Field(15, gt=0)
+    connect_timeout_seconds: float = Field(5, gt=0)
+    concurrency: int = Field(256, ge=1)
+    per_webhook_concurrency: int = Field(16, ge=1)
+    retry_schedule: tuple[Seconds, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
+    jitter: float = Field(0.2, ge=0, lt=1)
+    retry_on: Literal["transient", "any_failure"] = "transient"
+    max_response_bytes: int = Field(65536, ge=0)
+
+
+class BatchingConfig(_Model):
+    """When an open batch moves from a timer to the SQLite spool."""
+
+    spool_after_seconds: Seconds = 300
+    spool_poll_seconds: float = Field(1.0, gt=0)
+
+
+class NoAuth(_Model):
+    """No credentials."""
+
+    type: Literal["none"] = "none"
+
+
+class BasicAuth(_Model):
+    """HTTP Basic credentials."""
+
+    type: Literal["basic"]
+    username: str
+    password: Secret
+
+    _resolve = field_validator("password", mode="before")(_secret)
+
+
+class BearerAuth(_Model):
+    """An ``Authorization: Bearer`` token."""
+
+    type: Literal["bearer"]
+    token: Secret
+
+    _resolve = field_validator("token", mode="before")(_secret)
+
+
+class HeaderAuth(_Model):
+    """A credential in a header of the receiver's choosing."""
+
+    type: Literal["header"]
+    name: str = Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    value: Secret
+
+    _resolve = field_validator("value", mode="before")(_secret)
+
+
+Auth = Annotated[NoAuth | BasicAuth | BearerAuth | HeaderAuth, Field(discriminator="type")]
+
+
+class Condition(_Model):
+    """One test on a dotted path of the occurrence."""
+
+    field: str = Field(pattern=r"^(event|(object|action|linked)(\.[^.]+)*)$")
+    op: Literal[OPERATORS]  # type: ignore[valid-type]
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        if self.op in ("exists", "not_exists"):
+            return self
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value")
+        if self.op == "matches":
+            if not isinstance(self.value, str):
+                raise ValueError("op 'matches' needs a string value (a regular expression)")
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        if self.op == "starts_with" and not isinstance(self.value, str):
+            raise ValueError("op 'starts_with' needs a string value")
+        if self.value is None:
+            raise ValueError(f"op {self.op!r} needs a value")
+        return self
+
+
+class Trigger(_Model):
+    """A row of a webhook's ``events``: an event-type pattern plus conditions."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    on: str
+    match: Literal["all", "any"] = "all"
+    conditions: tuple[Condition, ...] = ()
+
+    @field_validator("on")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if not _PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not an event type or pattern (e.g. 'ticket.created', 'ticket.*', '*')"
+            )
+        return value
+
+
+class CustomField(_Model):
+    """One top-level key of a ``custom`` payload."""
+
+    key: str = Field(min_length=1)
+    source: str = Field(pattern=r"^(event|(object|action|linked)(\.[^.]+)*)$")
+    send_id: bool = False
+
+
+class Webhook(_Model):
+    """A destination and its settings."""
+
+    id: str
+    name: str = ""
+    url: str
+    type: Literal["standard"] = "standard"
+    method: Literal["POST", "GET", "PUT", "PATCH"] = "POST"
+    enabled: bool = True
+    auth: Auth = Field(default_factory=NoAuth)
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret: tuple[Secret, ...] = ()
+    lightweight_logs: bool = False
+    payload: Literal["object", "object_with_linked", "event_only", "custom"] = "object"
+    key_fields: tuple[str, ...] = ()
+    batching: Literal["per_occurrence", "same_event", "same_event_type", "any_event"] = (
+        "per_occurrence"
+    )
+    batch_wait_seconds: float = Field(30, gt=0, le=86400)
+    max_items_per_batch: int = Field(100, ge=1, le=10000)
+    per_webhook_concurrency: int | None = Field(None, ge=1)
+    ordered: bool = False
+    auto_disable_after: int = Field(0, ge=0)
+    events: tuple[Trigger, ...] = Field(min_length=1)
+    fields: tuple[CustomField, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _WEBHOOK_ID.match(value):
+            raise ValueError(f"{value!r} must match [a-z0-9][a-z0-9_-]{{0,63}}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        return value
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            value = [_secret(v) for v in value]
+            for v in value:
+                if isinstance(v, str):
+                    secret_key(v)
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> Webhook:
+        if self.batching != "per_occurrence":
+            why = []
+            if self.type != "standard":
+                why.append("type = 'standard'")
+            if self.method != "POST":
+                why.append("method = 'POST'")
+            if self.payload == "object_with_linked":
+                why.append("a payload other than 'object_with_linked'")
+            if why:
+                raise ValueError(
+                    f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why)
+                )
+        if self.fields and self.payload != "custom":
+            raise ValueError(f"webhook {self.id!r}: fields are only allowed with payload = 'custom'")
+        if self.payload == "custom" and not self.fields:
+            raise ValueError(f"webhook {self.id!r}: payload = 'custom' needs at least one fields entry")
+        seen: set[str] = set()
+        for f in self.fields:
+            if f.key in ENVELOPE_KEYS:
+                raise ValueError(
+                    f"webhook {self.id!r}: field key {f.key!r} collides with an envelope key"
+                )
+            if f.key in seen:
+                raise ValueError(f"webhook {self.id!r}: duplicate field key {f.key!r}")
+            seen.add(f.key)
+        ids = [t.id for t in self.events]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"webhook {self.id!r}: duplicate event ids {dupes}")
+        return self
+
+    @property
+    def concurrency(self) -> int | None:
+        """The per-webhook override, if any."""
+        return self.per_webhook_concurrency
+
+
+class Config(_Model):
+    """The whole file."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    webhooks: tuple[Webhook, ...] = ()
+
+    @field_validator("storage", mode="after")
+    @classmethod
+    def _absolute(cls, value: StorageConfig, info: ValidationInfo) -> StorageConfig:
+        if value.path.is_absolute() or str(value.path) == ":memory:":
+            return value
+        return value.model_copy(update={"path": _base_dir.get() / value.path})
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        ids = [w.id for w in self.webhooks]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate webhook ids {dupes}")
+        return self
+
+    def webhook(self, webhook_id: str) -> Webhook | None:
+        """The webhook with this id, if configured."""
+        for w in self.webhooks:
+            if w.id == webhook_id:
+                return w
+        return None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read and validate ``path``; raise ConfigError with every problem found."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
+        return cls.parse(raw, path)
+
+    @classmethod
+    def parse(cls, raw: bytes, path: Path) -> Config:
+        """Validate TOML bytes as if read from ``path``."""
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(path, [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+        token = _base_dir.set(path.resolve().parent)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(path, format_errors(exc)) from None
+        finally:
+            _base_dir.reset(token)
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """Turn pydantic's errors into ``key.path: message`` lines."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        # A discriminated union puts the tag in the location; the file has no such key.
+        loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] == "auth" and p in _AUTH_TAGS)]
+        key = key_path(loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}" if key else msg)
+    return lines
+
+
+def key_path(loc: list[int | str]) -> str:
+    """``['webhooks', 1, 'events', 0, 'on']`` → ``webhooks[1].events[0].on``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host or int(port) > 65535:
+        raise ValueError(f"{listen!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret (base64 after the prefix), as Standard Webhooks has it."""
+    import base64
+    import binascii
+
+    body = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValueError("secret must be 'whsec_' followed by base64 (see `hookd secret`)") from None
+    if len(key) < 16:
+        raise ValueError("secret is too short: use at least 16 random bytes (see `hookd secret`)")
+    return key
+
+
+def summary(config: Config) -> Mapping[str, Any]:
+    """What ``hookd check`` prints about a valid file."""
+    return {
+        "listen": config.server.listen,
+        "storage": str(config.storage.path),
+        "durability": config.storage.durability,
+        "webhooks": [
+            {
+                "id": w.id,
+                "url": redact_url(w.url),
+                "enabled": w.enabled,
+                "events": [t.on for t in w.events],
+                "batching": w.batching,
+            }
+            for w in config.webhooks
+        ],
+    }
+
+
+def redact_url(url: str) -> str:
+    """The URL without any ``user:password@`` part."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,350 @@
+"""Delivery: per-webhook lanes under a global bound, attempts, retries and auto-disable.
+
+Each webhook has a lane: a queue of deliveries ready to go and its own concurrency
+limit, so a slow or dead receiver fills only its own lane. A retry is a new due time,
+kept on a loop timer when short and in the store (the spool) when long, exactly the
+choice the batcher makes for a batch window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+from urllib.parse import urlencode
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from hookd.clock import Clock, Timer
+from hookd.config import Config, Webhook, redact_url
+from hookd.http import Response, Sender
+from hookd.metrics import Metrics
+from hookd.models import Delivery
+from hookd.payloads import RequestShape, query_params
+from hookd.retry import decide, parse_retry_after
+from hookd.store import Outcome, Store
+
+log = structlog.get_logger("hookd.deliver")
+
+
+@dataclass(eq=False)
+class Lane:
+    """One webhook's deliveries: what waits, what is in flight, whether it may send."""
+
+    webhook_id: str
+    shape: RequestShape
+    limit: int
+    ordered: bool
+    lightweight: bool
+    auto_disable_after: int
+    paused: bool = False  # auto-disabled
+    failures: int = 0  # consecutive failed deliveries
+    inflight: int = 0
+    ready: deque[Delivery] = field(default_factory=deque)
+    heap: list[tuple[int, Delivery]] = field(default_factory=list)  # ordered lanes
+    holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
+
+    def push(self, d: Delivery) -> None:
+        """Queue a delivery; ordered lanes keep ingest (sequence) order."""
+        if self.ordered:
+            heapq.heappush(self.heap, (d.seq, d))
+        else:
+            self.ready.append(d)
+
+    def pop(self) -> Delivery | None:
+        """The next delivery allowed to start now, if any."""
+        if self.paused:
+            return None
+        if self.ordered:
+            if self.inflight or self.holding is not None or not self.heap:
+                return None
+            return heapq.heappop(self.heap)[1]
+        if self.inflight >= self.limit or not self.ready:
+            return None
+        return self.ready.popleft()
+
+    def waiting(self) -> int:
+        """Deliveries queued, not in flight."""
+        return len(self.heap) + len(self.ready) + (self.holding is not None)
+
+
+class Dispatcher:
+    """Runs attempts for every lane under the global concurrency bound."""
+
+    def __init__(self, clock: Clock, store: Store, sender: Sender, metrics: Metrics) -> None:
+        self._clock = clock
+        self._store = store
+        self._sender = sender
+        self._metrics = metrics
+        self.lanes: dict[str, Lane] = {}
+        self._limit = 1
+        self._inflight = 0
+        self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[int, Timer] = {}
+        self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
+        self.active: dict[str, Delivery] = {}  # delivery id → delivery, in an attempt now
+        self._stopping = False
+        self._settings: Any = None
+        self._rand: Callable[[], float] = random.random
+
+    # -- configuration -----------------------------------------------------------------
+
+    def configure(self, config: Config) -> list[str]:
+        """Apply a (re)loaded config; return the ids of webhooks new to this process."""
+        self._settings = config.delivery
+        self._spool_after = config.batching.spool_after_seconds
+        self._limit = config.delivery.concurrency
+        added = []
+        wanted = {w.id: w for w in config.webhooks}
+        for wid in list(self.lanes):
+            if wid not in wanted:
+                lane = self.lanes.pop(wid)
+                log.warning("webhook_removed", webhook=wid, orphaned=lane.waiting())
+        for w in config.webhooks:
+            old = self.lanes.get(w.id)
+            lane = self._lane(w, config)
+            if old is None:
+                state = self._store.counters.webhook_state.get(w.id, (False, 0))
+                lane.paused, lane.failures = state
+                added.append(w.id)
+            else:
+                lane.paused, lane.failures, lane.inflight = old.paused, old.failures, old.inflight
+                lane.holding = old.holding
+                for _, d in old.heap:
+                    lane.push(d)
+                for d in old.ready:
+                    lane.push(d)
+            self.lanes[w.id] = lane
+        for lane in self.lanes.values():
+            self._pump(lane)
+        return added
+
+    def _lane(self, w: Webhook, config: Config) -> Lane:
+        limit = w.per_webhook_concurrency or config.delivery.per_webhook_concurrency
+        return Lane(
+            webhook_id=w.id,
+            shape=RequestShape(w),
+            limit=1 if w.ordered else limit,
+            ordered=w.ordered,
+            lightweight=w.lightweight_logs,
+            auto_disable_after=w.auto_disable_after,
+        )
+
+    # -- queueing ----------------------------------------------------------------------
+
+    def submit(self, d: Delivery) -> None:
+        """Hand over a delivery whose record is written (or queued for writing)."""
+        lane = self.lanes.get(d.webhook_id)
+        if lane is None:
+            log.warning("orphaned_delivery", webhook=d.webhook_id, delivery=d.id)
+            return
+        lane.push(d)
+        self._pump(lane)
+
+    def submit_many(self, deliveries: Iterable[Delivery]) -> None:
+        """Hand over several deliveries."""
+        for d in deliveries:
+            self.submit(d)
+
+    def _pump(self, lane: Lane) -> None:
+        while not self._stopping:
+            if self._inflight >= self._limit:
+                if lane.waiting() and lane not in self._starved:
+                    self._starved.append(lane)
+                return
+            d = lane.pop()
+            if d is None:
+                return
+            lane.inflight += 1
+            self._inflight += 1
+            task = asyncio.get_running_loop().create_task(self._attempt(lane, d))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _release(self, lane: Lane) -> None:
+        lane.inflight -= 1
+        self._inflight -= 1
+        self._pump(lane)
+        while self._starved and self._inflight < self._limit:
+            self._pump(self._starved.popleft())
+
+    # -- one attempt -------------------------------------------------------------------
+
+    async def _attempt(self, lane: Lane, d: Delivery) -> None:
+        shape = lane.shape
+        n = d.attempts + 1
+        self.active[d.id] = d
+        try:
+            started = self._clock.now()
+            if shape.method == "GET":
+                body, params = b"", query_params(d.body)
+            else:
+                body, params = d.body, None
+            headers = shape.attempt_headers(d.message_id, int(started), body)
+            resp = await self._sender.send(shape.method, shape.url, headers, body or None, params)
+        finally:
+            self.active.pop(d.id, None)
+        try:
+            self._settle(lane, d, n, started, headers, params, resp)
+        except Exception:  # a bug here must not wedge the lane; the log keeps it
+            log.exception("settle_failed", webhook=lane.webhook_id, delivery=d.id)
+        finally:
+            self._release(lane)
+
+    def _settle(
+        self,
+        lane: Lane,
+        d: Delivery,
+        n: int,
+        started: float,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+        resp: Response,
+    ) -> None:
+        s = self._settings
+        now = self._clock.now()
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+        decision = decide(resp.status, resp.error, n, s.retry_schedule, s.jitter, s.retry_on,
+                          retry_after, self._rand)  # fmt: skip
+        d.attempts = n
+        d.state = decision.state if decision.state != "retry" else "retrying"
+        next_at = now + decision.delay if decision.state == "retry" else None
+        request = response = None
+        if not lane.lightweight:
+            url = redact_url(lane.shape.url)
+            if params:
+                url += ("&" if "?" in url else "?") + urlencode(params)
+            request = {"method": lane.shape.method, "url": url, "headers": lane.shape.redacted(headers)}
+            if resp.status is not None:
+                response = {
+                    "status": resp.status,
+                    "headers": resp.headers,
+                    "body": resp.body.decode("utf-8", "replace"),
+                    "truncated": resp.truncated,
+                }
+            else:
+                response = {"status": None, "error": resp.error, "message": resp.message}
+        self._store.record(
+            Outcome(d, n, started, round(resp.duration_ms, 3), resp.status, resp.error, d.manual,
+                    d.state, next_at, lane.lightweight, request, response)
+        )  # fmt: skip
+        self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
+        log.info(
+            "attempt",
+            webhook=lane.webhook_id,
+            delivery=d.id,
+            attempt=n,
+            status=resp.status,
+            error=resp.error,
+            duration_ms=round(resp.duration_ms, 1),
+            outcome=d.state,
+            items=len(d.item_ids),
+        )
+        if decision.state == "retry":
+            assert next_at is not None
+            self._schedule_retry(lane, d, next_at)
+            return
+        self._metrics.delivery(lane.webhook_id, d.state)
+        if lane.holding is d:
+            lane.holding = None
+        if d.state == "succeeded":
+            if lane.failures:
+                lane.failures = 0
+                self._store.set_webhook_state(lane.webhook_id, lane.paused, 0, now)
+        else:
+            lane.failures += 1
+            if lane.auto_disable_after and lane.failures >= lane.auto_disable_after and not lane.paused:
+                lane.paused = True
+                log.warning("webhook_auto_disabled", webhook=lane.webhook_id, failures=lane.failures)
+            self._store.set_webhook_state(lane.webhook_id, lane.paused, lane.failures, now)
+
+    def _schedule_retry(self, lane: Lane, d: Delivery, due: float) -> None:
+        if lane.ordered:
+            lane.holding = d
+        if due - self._clock.now() > self._spool_after:
+            # A long wait: the delivery's row holds everything; free the memory.
+            heapq.heappush(self._spooled, (due, d.seq))
+            return
+        self._timers[d.seq] = self._clock.call_at(due, lambda: self._retry_due(d))
+
+    def _retry_due(self, d: Delivery) -> None:
+        self._timers.pop(d.seq, None)
+        lane = self.lanes.get(d.webhook_id)
+        if lane is None:
+            return
+        if lane.holding is d:
+            lane.holding = None
+        self.submit(d)
+
+    async def poll_spool(self) -> None:
+        """Bring back spooled retries whose time has come."""
+        now = self._clock.now()
+        while self._spooled and self._spooled[0][0] <= now:
+            _, seq = heapq.heappop(self._spooled)
+            d = await self._store.delivery_by_seq(seq)
+            if d is None:
+                continue
+            lane = self.lanes.get(d.webhook_id)
+            if lane is not None and lane.holding is not None and lane.holding.seq == seq:
+                lane.holding = None
+            self.submit(d)
+
+    def restore(self, deliveries: Iterable[Delivery]) -> int:
+        """Queue deliveries found in the store at start-up (or when a webhook returns)."""
+        count = 0
+        now = self._clock.now()
+        for d in deliveries:
+            count += 1
+            if d.state == "retrying" and d.next_at > now:
+                lane = self.lanes.get(d.webhook_id)
+                if lane is not None:
+                    self._schedule_retry(lane, d, d.next_at)
+                continue
+            self.submit(d)
+        return count
+
+    # -- operator actions ----------------------------------------------------------------
+
+    def enable(self, webhook_id: str) -> bool:
+        """Re-enable an auto-disabled webhook; False when it is not configured."""
+        lane = self.lanes.get(webhook_id)
+        if lane is None:
+            return False
+        if lane.paused or lane.failures:
+            lane.paused = False
+            lane.failures = 0
+            self._store.set_webhook_state(webhook_id, False, 0, self._clock.now())
+            log.info("webhook_enabled", webhook=webhook_id)
+        self._pump(lane)
+        return True
+
+    # -- shutdown ----------------------------------------------------------------------
+
+    async def stop(self, grace: float) -> int:
+        """Start nothing new; give in-flight attempts ``grace`` seconds; return how many were cut."""
+        self._stopping = True
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        if not self._tasks:
+            return 0
+        _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
+        for t in unfinished:
+            t.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
+        return len(unfinished)
+
+    def queued(self) -> dict[str, int]:
+        """Deliveries waiting (not in flight) per webhook."""
+        return {wid: lane.waiting() for wid, lane in self.lanes.items()}
+
+    @property
+    def inflight(self) -> int:
+        """Attempts in flight, all webhooks together."""
+        return self._inflight

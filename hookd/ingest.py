@@ -1,0 +1,186 @@
+"""``POST /v1/events``: validate, route, shape, commit, then hand on (SPEC §3).
+
+Validation is all-or-nothing per request, and nothing is handed to the batcher or
+the dispatcher before the store has committed it, so a 202 means the work survives a
+crash and a rejected request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import structlog
+from aiohttp import web
+
+from hookd.batcher import Batcher, batch_key
+from hookd.clock import Clock
+from hookd.config import Config
+from hookd.deliver import Dispatcher
+from hookd.metrics import Metrics
+from hookd.models import Delivery, IdFactory, Item, format_timestamp, validate_events
+from hookd.payloads import PayloadBuilder
+from hookd.responses import error, json_response
+from hookd.router import Router
+from hookd.store import Store
+
+log = structlog.get_logger("hookd.ingest")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Everything the ingest path derives from one config load; swapped whole on reload."""
+
+    config: Config
+    router: Router
+    builders: dict[str, PayloadBuilder]
+    modes: dict[str, str]  # webhook id → batching mode
+    lightweight: dict[str, bool]
+
+    @classmethod
+    def build(cls, config: Config) -> Routing:
+        """Compile the config's triggers and payload shapes."""
+        return cls(
+            config=config,
+            router=Router(config.webhooks),
+            builders={w.id: PayloadBuilder(w) for w in config.webhooks},
+            modes={w.id: w.batching for w in config.webhooks},
+            lightweight={w.id: w.lightweight_logs for w in config.webhooks},
+        )
+
+
+class TooLarge(Exception):
+    """The request body is over ``max_body_bytes``."""
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing to hold more than ``limit`` bytes (chunked bodies included)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge
+    chunks = []
+    got = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        got += len(chunk)
+        if got > limit:
+            raise TooLarge
+        chunks.append(chunk)
+
+
+class Ingest:
+    """The ingest endpoint's handler."""
+
+    def __init__(
+        self,
+        routing: Callable[[], Routing],
+        store: Store,
+        batcher: Batcher,
+        dispatcher: Dispatcher,
+        ids: IdFactory,
+        clock: Clock,
+        metrics: Metrics,
+        accepting: Callable[[], bool],
+    ) -> None:
+        self._routing = routing
+        self._store = store
+        self._batcher = batcher
+        self._dispatcher = dispatcher
+        self._ids = ids
+        self._clock = clock
+        self._metrics = metrics
+        self._accepting = accepting
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one ingest request."""
+        started = time.perf_counter()
+        resp = await self._handle(request)
+        if resp.status == 202:
+            self._metrics.ingest_latency.observe(time.perf_counter() - started)
+        else:
+            self._metrics.rejected.labels(str(resp.status)).inc()
+        return resp
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if not self._accepting():
+            return error(503, "shutting_down", "hookd is stopping; retry shortly", headers={"Retry-After": "5"})
+        rt = self._routing()
+        limits = rt.config.server
+        if request.content_type != "application/json":
+            return error(415, "unsupported_media_type", "Content-Type must be application/json")
+        try:
+            raw = await read_limited(request, limits.max_body_bytes)
+        except TooLarge:
+            return error(413, "body_too_large", f"the body is larger than {limits.max_body_bytes} bytes")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        if isinstance(data, list) and len(data) > limits.max_events_per_request:
+            return error(
+                413, "too_many_events", f"the array holds {len(data)} events; the limit is {limits.max_events_per_request}"
+            )
+        now = self._clock.now()
+        occurrences, problems = validate_events(
+            data, self._ids, format_timestamp(now), limits.max_events_per_request
+        )
+        if problems:
+            return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", problems)
+
+        deliveries: list[tuple[int, Delivery, bool]] = []
+        items: list[tuple[int, Item]] = []
+        ids, store, batcher = self._ids, self._store, self._batcher
+        route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
+        for idx, occ in enumerate(occurrences):
+            for wid, tid in route(occ):
+                item_id = ids.uuid()
+                body = builders[wid].body(occ, item_id, tid)
+                mode = modes[wid]
+                if mode == "per_occurrence":
+                    d = Delivery(
+                        id=ids.make("dlv"), seq=store.next_delivery_seq(), message_id=ids.make("msg"),
+                        webhook_id=wid, body=body, item_ids=[item_id], events=[occ.event],
+                        triggers=[tid], created_at=now,
+                    )  # fmt: skip
+                    deliveries.append((idx, d, lightweight[wid]))
+                else:
+                    key = batch_key(mode, tid, occ.event)
+                    assert key is not None
+                    item = Item(
+                        id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
+                        body=body, batch_key=key, seq=store.next_item_seq(),
+                        deadline=batcher.deadline_for(wid, key, now),
+                    )  # fmt: skip
+                    items.append((idx, item))
+        try:
+            dupes = await store.ingest(occurrences, now, deliveries, items)
+        except Exception as exc:
+            log.error("ingest_store_failed", error=str(exc))
+            return error(503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"})
+
+        routed = 0
+        for idx, d, _ in deliveries:
+            if idx not in dupes:
+                self._dispatcher.submit(d)
+                self._metrics.routed(d.webhook_id)
+                routed += 1
+        for idx, item in items:
+            if idx not in dupes:
+                batcher.add(item)
+                self._metrics.routed(item.webhook_id)
+                routed += 1
+        self._metrics.events.inc(len(occurrences))
+        if dupes:
+            self._metrics.duplicates.inc(len(dupes))
+        return json_response(
+            {
+                "accepted": len(occurrences),
+                "duplicates": len(dupes),
+                "items": routed,
+                "ids": [o.id for o in occurrences],
+            },
+            status=202,
+        )

@@ -1,0 +1,141 @@
+"""Payload shaping, request headers and Standard Webhooks signatures.
+
+Each item's body is encoded to bytes once, when it is routed; a batch body is those
+bytes joined, so nothing is encoded twice and the signature covers exactly what is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from hookd import __version__
+from hookd.config import ENVELOPE_KEYS, Webhook, secret_key
+from hookd.models import Occurrence
+from hookd.router import MISSING, getter, is_select
+
+USER_AGENT = f"hookd/{__version__}"
+
+
+class PayloadBuilder:
+    """Turns an occurrence routed to one webhook into the item's body bytes."""
+
+    def __init__(self, webhook: Webhook) -> None:
+        self.webhook_id = webhook.id
+        self.kind = webhook.payload
+        self.key_fields = frozenset(webhook.key_fields) if webhook.key_fields else None
+        self.fields = [(f.key, getter(f.source), f.send_id) for f in webhook.fields]
+
+    def body(self, occ: Occurrence, item_id: str, trigger: str) -> bytes:
+        """The JSON body of one item (SPEC §4)."""
+        obj = occ.object
+        doc: dict[str, Any] = {
+            "id": item_id,
+            "webhook_id": self.webhook_id,
+            "event": occ.event,
+            "event_id": occ.id,
+            "trigger": trigger,
+            "object_id": obj.get("id"),
+            "timestamp": occ.timestamp,
+        }
+        kind = self.kind
+        if kind == "object" or kind == "object_with_linked":
+            if self.key_fields is not None:
+                obj = {k: v for k, v in obj.items() if k in self.key_fields}
+            doc["object"] = obj
+            if occ.action is not None:
+                doc["action"] = occ.action
+            if kind == "object_with_linked" and occ.linked is not None:
+                doc["linked"] = occ.linked
+        elif kind == "custom":
+            for key, get, send_id in self.fields:
+                value = get(occ)
+                if value is MISSING:
+                    value = None
+                elif is_select(value):
+                    value = value["id"] if send_id else value["display"]
+                doc[key] = value
+        return orjson.dumps(doc)
+
+
+def batch_body(bodies: Sequence[bytes]) -> bytes:
+    """A batched delivery's body: the item bodies as a JSON array, in arrival order."""
+    return b"[" + b",".join(bodies) + b"]"
+
+
+def query_params(body: bytes) -> dict[str, str]:
+    """A GET request's query: the envelope's scalar fields of a single item."""
+    doc = orjson.loads(body)
+    out = {}
+    for key in ENVELOPE_KEYS:
+        value = doc.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out[key] = str(value)
+    return out
+
+
+def sign(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64>`` per key, space-separated."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()).decode()
+        for k in keys
+    )
+
+
+class RequestShape:
+    """What a webhook's requests share: method, URL, fixed headers, signing keys."""
+
+    def __init__(self, webhook: Webhook) -> None:
+        self.method = webhook.method
+        self.url = webhook.url
+        self.keys = [secret_key(s.get_secret_value()) for s in webhook.secret]
+        headers = {"User-Agent": USER_AGENT}
+        if webhook.method != "GET":
+            headers["Content-Type"] = "application/json"
+        # Names whose values are credentials, redacted wherever headers are logged.
+        self.secret_headers = {"authorization"}
+        auth = webhook.auth
+        if auth.type == "basic":
+            raw = f"{auth.username}:{auth.password.get_secret_value()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+        elif auth.type == "bearer":
+            headers["Authorization"] = "Bearer " + auth.token.get_secret_value()
+        elif auth.type == "header":
+            headers[auth.name] = auth.value.get_secret_value()
+            self.secret_headers.add(auth.name.lower())
+        headers.update(webhook.headers)
+        self.headers = headers
+
+    def attempt_headers(self, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+        """The headers of one attempt: fixed ones plus id, timestamp and signatures."""
+        headers = dict(self.headers)
+        headers["webhook-id"] = message_id
+        headers["webhook-timestamp"] = str(timestamp)
+        if self.keys:
+            headers["webhook-signature"] = sign(self.keys, message_id, timestamp, body)
+        return headers
+
+    def redacted(self, headers: dict[str, str]) -> dict[str, str]:
+        """Headers as the delivery log keeps them: credentials replaced by ``***``."""
+        return {k: ("***" if k.lower() in self.secret_headers else v) for k, v in headers.items()}
+
+
+def verify(secrets: Sequence[str], message_id: str, timestamp: str, body: bytes, header: str) -> bool:
+    """True when any ``v1`` signature in ``header`` matches any of ``secrets``."""
+    try:
+        ts = int(timestamp)
+        keys = [secret_key(s) for s in secrets]
+    except ValueError:
+        return False
+    expected = sign(keys, message_id, ts, body).split(" ")
+    given = header.split(" ")
+    return any(hmac.compare_digest(e, g) for e in expected for g in given)

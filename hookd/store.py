@@ -1,0 +1,601 @@
+"""The only module that touches SQLite: pending work, the batch spool and the delivery log.
+
+All writes go through one writer task that drains a queue and applies everything
+queued so far in one transaction (group commit): many concurrent ingest requests and
+delivery outcomes share one commit. Each flush runs as one plain function on
+aiosqlite's connection thread, so a flush costs one thread hop however many
+statements it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import orjson
+import structlog
+
+from hookd.models import Delivery, Item, Occurrence
+
+T = TypeVar("T")
+log = structlog.get_logger("hookd.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS occurrences (
+    id TEXT PRIMARY KEY,
+    received_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS occurrences_received ON occurrences(received_at);
+
+-- Items waiting in an open batch; deleted when their batch becomes a delivery.
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    batch_key TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    event TEXT NOT NULL,
+    occurrence_id TEXT NOT NULL,
+    deadline REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_key ON items(webhook_id, batch_key, seq);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status_code INTEGER,
+    error TEXT,
+    duration_ms REAL,
+    items INTEGER NOT NULL,
+    item_ids TEXT NOT NULL,
+    events TEXT NOT NULL,
+    triggers TEXT NOT NULL,
+    lightweight INTEGER NOT NULL,
+    manual INTEGER NOT NULL DEFAULT 0,
+    resend_of TEXT,
+    finished_at REAL,
+    body BLOB,
+    request TEXT,
+    response TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, state, seq);
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state)
+    WHERE state IN ('pending', 'retrying');
+
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_seq INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    manual INTEGER NOT NULL,
+    PRIMARY KEY (delivery_seq, n)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS webhook_state (
+    webhook_id TEXT PRIMARY KEY,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    changed_at REAL
+);
+"""
+
+INSERT_DELIVERY = (
+    "INSERT INTO deliveries (seq, id, message_id, webhook_id, state, created_at, next_at,"
+    " items, item_ids, events, triggers, lightweight, manual, resend_of, body)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_ITEM = "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)"
+
+
+def delivery_row(d: Delivery, lightweight: bool) -> tuple[Any, ...]:
+    """The deliveries row of a new delivery."""
+    return (
+        d.seq, d.id, d.message_id, d.webhook_id, "pending", d.created_at, d.next_at or None,
+        len(d.item_ids), orjson.dumps(d.item_ids), orjson.dumps(d.events),
+        orjson.dumps(d.triggers), int(lightweight), int(d.manual), d.resend_of, d.body,
+    )  # fmt: skip
+
+
+def item_row(i: Item) -> tuple[Any, ...]:
+    """The items row of an item waiting in an open batch."""
+    return (
+        i.seq, i.id, i.webhook_id, i.batch_key, i.trigger, i.event, i.occurrence_id,
+        i.deadline, i.body,
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt did to a delivery, as the log records it."""
+
+    delivery: Delivery
+    n: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    manual: bool
+    state: str  # the delivery's state after the attempt
+    next_at: float | None
+    lightweight: bool
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any] | None
+
+
+@dataclass(slots=True)
+class OpenBatch:
+    """An open batch as found in the store at start-up."""
+
+    webhook_id: str
+    batch_key: str
+    deadline: float
+    count: int
+
+
+@dataclass
+class Counters:
+    """Sequence numbers the store hands out; kept in memory, seeded from the file."""
+
+    item_seq: int = 0
+    delivery_seq: int = 0
+    webhook_state: dict[str, tuple[bool, int]] = field(default_factory=dict)
+
+
+class Store:
+    """SQLite behind one connection thread, with a group-committing writer."""
+
+    def __init__(self, path: Path, durability: str) -> None:
+        self.path = path
+        self.durability = durability
+        self._db: aiosqlite.Connection | None = None
+        self._ops: deque[_Op] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self.counters = Counters()
+        self.flushes = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating) the file and read the counters."""
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
+        sync = {"process": "NORMAL", "machine": "FULL", "memory": "OFF"}[self.durability]
+        await self.run(lambda c: self._init(c, sync))
+
+    def _init(self, conn: sqlite3.Connection, sync: str) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(SCHEMA)
+        c = self.counters
+        c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
+        c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
+        for wid, disabled, failures in conn.execute(
+            "SELECT webhook_id, disabled, failures FROM webhook_state"
+        ):
+            c.webhook_state[wid] = (bool(disabled), failures)
+
+    async def close(self) -> None:
+        """Flush what is queued, then close the connection."""
+        if self._db is None:
+            return
+        self._closing = True
+        if self._ops:
+            await self._flush()
+        await self._db.close()
+        self._db = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the connection thread (reads, and start-up work)."""
+        db = self._db
+        assert db is not None, "store is not open"
+        # aiosqlite's public API is one thread hop per statement; its _execute runs a
+        # whole function per hop, which is what makes group commit cheap (SPEC §10).
+        result: T = await db._execute(fn, db._conn)  # type: ignore[no-untyped-call]
+        return result
+
+    # -- the writer --------------------------------------------------------------------
+
+    def submit(self, fn: Callable[[sqlite3.Connection], Any], wait: bool = False) -> asyncio.Future[Any] | None:
+        """Queue a write; with ``wait``, a future resolved after its commit."""
+        fut = asyncio.get_running_loop().create_future() if wait else None
+        self._ops.append(_Op(fn, fut))
+        self._wake.set()
+        return fut
+
+    async def writer(self) -> None:
+        """The group-commit loop; runs until cancelled, then flushes what is left."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._ops:
+                    await self._flush()
+        finally:
+            if self._ops and self._db is not None:
+                await asyncio.shield(self._flush())
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is committed."""
+        if self._ops:
+            fut = self.submit(lambda c: None, wait=True)
+            assert fut is not None
+            await fut
+
+    async def _flush(self) -> None:
+        ops = list(self._ops)
+        self._ops.clear()
+        try:
+            results = await self.run(lambda c: self._apply(c, ops))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("store_write_failed", error=str(exc), operations=len(ops))
+            for op in ops:
+                if op.future is not None and not op.future.done():
+                    op.future.set_exception(exc)
+            return
+        self.flushes += 1
+        for op, result in zip(ops, results, strict=True):
+            if op.future is not None and not op.future.done():
+                op.future.set_result(result)
+
+    def _apply(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[Any]:
+        conn.execute("BEGIN")
+        try:
+            results = [op.fn(conn) for op in ops]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return results
+
+    # -- writes ------------------------------------------------------------------------
+
+    def next_item_seq(self) -> int:
+        """A new item sequence number (store order)."""
+        self.counters.item_seq += 1
+        return self.counters.item_seq
+
+    def next_delivery_seq(self) -> int:
+        """A new delivery sequence number (log order, newest last)."""
+        self.counters.delivery_seq += 1
+        return self.counters.delivery_seq
+
+    async def ingest(
+        self,
+        occurrences: Sequence[Occurrence],
+        received_at: float,
+        deliveries: Sequence[tuple[int, Delivery, bool]],
+        items: Sequence[tuple[int, Item]],
+    ) -> set[int]:
+        """Commit one request's work; return the indexes of duplicate occurrences.
+
+        ``deliveries`` and ``items`` carry the index of the occurrence they came from,
+        so the work of a duplicate is dropped inside the same transaction that found it.
+        """
+
+        def apply(conn: sqlite3.Connection) -> set[int]:
+            dupes = find_duplicates(conn, occurrences)
+            conn.executemany(
+                "INSERT INTO occurrences VALUES (?, ?)",
+                [(o.id, received_at) for i, o in enumerate(occurrences) if o.client_id and i not in dupes],
+            )
+            if deliveries:
+                conn.executemany(
+                    INSERT_DELIVERY,
+                    [delivery_row(d, lw) for i, d, lw in deliveries if i not in dupes],
+                )
+            if items:
+                conn.executemany(INSERT_ITEM, [item_row(it) for i, it in items if i not in dupes])
+            return dupes
+
+        fut = self.submit(apply, wait=True)
+        assert fut is not None
+        result: set[int] = await fut
+        return result
+
+    def add_delivery(self, d: Delivery, lightweight: bool, consumed_items: Iterable[int] = ()) -> None:
+        """Record a new delivery (a flushed batch, a resend) and drop the items it consumed."""
+        row = delivery_row(d, lightweight)
+        seqs = [(s,) for s in consumed_items]
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(INSERT_DELIVERY, row)
+            if seqs:
+                conn.executemany("DELETE FROM items WHERE seq = ?", seqs)
+
+        self.submit(apply)
+
+    def record(self, o: Outcome) -> None:
+        """Log an attempt and the delivery's new state."""
+        d = o.delivery
+        final = o.state in ("succeeded", "failed")
+        request = orjson.dumps(o.request) if o.request is not None else None
+        response = orjson.dumps(o.response) if o.response is not None else None
+        attempt = (d.seq, o.n, o.started_at, o.duration_ms, o.status_code, o.error, int(o.manual))
+        update = (
+            o.state, o.next_at, o.n, o.status_code, o.error, o.duration_ms,
+            o.started_at if final else None, request, response,
+            1 if (final and o.lightweight) else 0, d.seq,
+        )  # fmt: skip
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)", attempt)
+            conn.execute(
+                "UPDATE deliveries SET state=?, next_at=?, attempts=?, status_code=?, error=?,"
+                " duration_ms=?, finished_at=?, request=coalesce(?, request),"
+                " response=coalesce(?, response),"
+                " body=CASE WHEN ? THEN NULL ELSE body END WHERE seq=?",
+                update,
+            )
+
+        self.submit(apply)
+
+    def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
+        """Persist a webhook's auto-disable state and failure streak."""
+        row = (webhook_id, int(disabled), failures, now)
+        self.counters.webhook_state[webhook_id] = (disabled, failures)
+        self.submit(
+            lambda c: c.execute(
+                "INSERT INTO webhook_state VALUES (?,?,?,?) ON CONFLICT(webhook_id) DO UPDATE"
+                " SET disabled=excluded.disabled, failures=excluded.failures,"
+                " changed_at=excluded.changed_at",
+                row,
+            )
+        )
+
+    def prune(self, cutoff: float, limit: int = 5000) -> asyncio.Future[int]:
+        """Delete finished deliveries, their attempts, and occurrences older than ``cutoff``.
+
+        At most ``limit`` deliveries per call, so one call never holds the writer long;
+        the caller repeats while it returns ``limit``. Pending items of webhooks no
+        longer configured (orphans) expire with the same cutoff.
+        """
+
+        def apply(conn: sqlite3.Connection) -> int:
+            seqs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT seq FROM deliveries WHERE created_at < ? LIMIT ?", (cutoff, limit)
+                )
+            ]
+            conn.executemany("DELETE FROM attempts WHERE delivery_seq = ?", [(s,) for s in seqs])
+            conn.executemany("DELETE FROM deliveries WHERE seq = ?", [(s,) for s in seqs])
+            conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
+            conn.execute("DELETE FROM items WHERE deadline < ?", (cutoff,))
+            return len(seqs)
+
+        fut = self.submit(apply, wait=True)
+        assert fut is not None
+        return fut
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
+        """Deliveries still to be made (pending or retrying) for these webhooks, oldest first."""
+        wanted = list(webhook_ids)
+
+        def read(conn: sqlite3.Connection) -> list[Delivery]:
+            marks = ",".join("?" * len(wanted))
+            rows = conn.execute(
+                "SELECT seq, id, message_id, webhook_id, body, item_ids, events, triggers,"
+                " created_at, state, attempts, next_at, manual, resend_of FROM deliveries"
+                f" WHERE state IN ('pending', 'retrying') AND webhook_id IN ({marks}) ORDER BY seq",
+                wanted,
+            ).fetchall()
+            return [_delivery(r) for r in rows]
+
+        return await self.run(read) if wanted else []
+
+    async def delivery_by_seq(self, seq: int) -> Delivery | None:
+        """One open delivery with its body (a spooled retry coming due)."""
+
+        def read(conn: sqlite3.Connection) -> Delivery | None:
+            r = conn.execute(
+                "SELECT seq, id, message_id, webhook_id, body, item_ids, events, triggers,"
+                " created_at, state, attempts, next_at, manual, resend_of FROM deliveries"
+                " WHERE seq = ? AND state IN ('pending', 'retrying')",
+                (seq,),
+            ).fetchone()
+            return _delivery(r) if r else None
+
+        return await self.run(read)
+
+    async def open_batches(self) -> list[OpenBatch]:
+        """Every open batch in the spool, with its original deadline."""
+
+        def read(conn: sqlite3.Connection) -> list[OpenBatch]:
+            return [
+                OpenBatch(*r)
+                for r in conn.execute(
+                    "SELECT webhook_id, batch_key, min(deadline), count(*) FROM items"
+                    " GROUP BY webhook_id, batch_key"
+                )
+            ]
+
+        return await self.run(read)
+
+    async def batch_items(self, webhook_id: str, batch_key: str, limit: int) -> list[Item]:
+        """The oldest ``limit`` items of an open batch, in arrival order."""
+
+        def read(conn: sqlite3.Connection) -> list[Item]:
+            return [
+                Item(id=r[1], webhook_id=webhook_id, trigger=r[2], event=r[3], occurrence_id=r[4],
+                     body=r[5], batch_key=batch_key, seq=r[0], deadline=r[6])
+                for r in conn.execute(
+                    "SELECT seq, id, trigger, event, occurrence_id, body, deadline FROM items"
+                    " WHERE webhook_id = ? AND batch_key = ? ORDER BY seq LIMIT ?",
+                    (webhook_id, batch_key, limit),
+                )
+            ]  # fmt: skip
+
+        return await self.run(read)
+
+
+def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence]) -> set[int]:
+    """Indexes of occurrences whose application-chosen id was seen before (or earlier in the list)."""
+    ids = [o.id for o in occurrences if o.client_id]
+    if not ids:
+        return set()
+    seen: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        seen.update(r[0] for r in conn.execute(f"SELECT id FROM occurrences WHERE id IN ({marks})", chunk))
+    dupes = set()
+    for i, o in enumerate(occurrences):
+        if not o.client_id:
+            continue
+        if o.id in seen:
+            dupes.add(i)
+        else:
+            seen.add(o.id)
+    return dupes
+
+
+def _delivery(r: Sequence[Any]) -> Delivery:
+    return Delivery(
+        seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=r[4] or b"",
+        item_ids=orjson.loads(r[5]), events=orjson.loads(r[6]), triggers=orjson.loads(r[7]),
+        created_at=r[8], state=r[9], attempts=r[10], next_at=r[11] or 0.0,
+        manual=bool(r[12]), resend_of=r[13],
+    )  # fmt: skip
+
+
+# -- the delivery log, as the admin API reads it ------------------------------------------
+
+LIST_COLUMNS = (
+    "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
+    " events, triggers, message_id, next_at, error, manual, resend_of, finished_at"
+)
+
+
+def _summary(r: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "seq": r[0], "id": r[1], "webhook_id": r[2], "state": r[3], "created_at": r[4],
+        "attempts": r[5], "status_code": r[6], "duration_ms": r[7], "items": r[8],
+        "events": orjson.loads(r[9]), "triggers": orjson.loads(r[10]), "message_id": r[11],
+        "next_attempt_at": r[12] if r[3] == "retrying" else None, "error": r[13],
+        "manual": bool(r[14]), "resend_of": r[15], "finished_at": r[16],
+    }  # fmt: skip
+
+
+class LogReader:
+    """Read-only queries over the delivery log; every timestamp is unix seconds."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Deliveries per webhook and state."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for wid, state, n in conn.execute(
+                "SELECT webhook_id, state, count(*) FROM deliveries GROUP BY webhook_id, state"
+            ):
+                out.setdefault(wid, {})[state] = n
+            return out
+
+        return await self._store.run(read)
+
+    async def last_attempts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each webhook's most recent tried delivery: its status, error and time."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            out = {}
+            for wid in webhook_ids:
+                # max(seq) per state rides the (webhook_id, state, seq) index.
+                seqs = [
+                    conn.execute(
+                        "SELECT max(seq) FROM deliveries WHERE webhook_id = ? AND state = ?", (wid, st)
+                    ).fetchone()[0]
+                    for st in ("succeeded", "failed", "retrying")
+                ]
+                newest = max((s for s in seqs if s is not None), default=None)
+                if newest is None:
+                    continue
+                r = conn.execute(
+                    "SELECT status_code, error, coalesce(finished_at, created_at), state"
+                    " FROM deliveries WHERE seq = ?",
+                    (newest,),
+                ).fetchone()
+                out[wid] = {"status_code": r[0], "error": r[1], "at": r[2], "state": r[3]}
+            return out
+
+        return await self._store.run(read)
+
+    async def deliveries(
+        self, webhook_id: str, state: str | None, limit: int, before: int | None
+    ) -> list[dict[str, Any]]:
+        """A page of a webhook's deliveries, newest first."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE webhook_id = ?"
+            args: list[Any] = [webhook_id]
+            if state is not None:
+                sql += " AND state = ?"
+                args.append(state)
+            if before is not None:
+                sql += " AND seq < ?"
+                args.append(before)
+            sql += " ORDER BY seq DESC LIMIT ?"
+            args.append(limit)
+            return [_summary(r) for r in conn.execute(sql, args)]
+
+        return await self._store.run(read)
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        """One delivery's whole record, attempts and request/response included."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            r = conn.execute(
+                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response"
+                " FROM deliveries WHERE id = ?",
+                (delivery_id,),
+            ).fetchone()
+            if r is None:
+                return None
+            rec = _summary(r)
+            rec["item_ids"] = orjson.loads(r[17])
+            rec["lightweight_logs"] = bool(r[18])
+            rec["body"] = r[19]
+            rec["request"] = orjson.loads(r[20]) if r[20] else None
+            rec["response"] = orjson.loads(r[21]) if r[21] else None
+            rec["attempt_log"] = [
+                {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
+                 "error": a[4], "manual": bool(a[5])}
+                for a in conn.execute(
+                    "SELECT n, started_at, duration_ms, status_code, error, manual FROM attempts"
+                    " WHERE delivery_seq = ? ORDER BY n",
+                    (r[0],),
+                )
+            ]  # fmt: skip
+            return rec
+
+        return await self._store.run(read)
