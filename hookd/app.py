@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,7 @@ class App:
         await runner.setup()
         site = web.TCPSite(runner, server.host, server.port, backlog=1024)
         await site.start()
-        sockets = [s for s in (site._server.sockets if site._server else [])]  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else server.port
+        self.port = int(runner.addresses[0][1])
         return runner
 
     async def _shutdown(self, runner: web.AppRunner, tasks: list[asyncio.Task[Any]]) -> None:
@@ -186,7 +185,9 @@ class App:
         old = self.config
         if new.server.listen != old.server.listen or new.storage != old.storage:
             log.warning("reload_needs_restart", keys=["server.listen", "storage"])
-            new = new.model_copy(update={"storage": old.storage, "server": new.server.model_copy(update={"listen": old.server.listen})})
+            new = new.model_copy(
+                update={"storage": old.storage, "server": new.server.model_copy(update={"listen": old.server.listen})}
+            )
         added = self._configure(new)
         # Webhooks new to this process (or back after removal) pick up what they left.
         restored = self.dispatcher.restore(await self.store.open_deliveries(added))
@@ -266,4 +267,3 @@ class App:
             "spool": {"": spool},
             "inflight": {"": self.dispatcher.inflight},
         }
-

@@ -67,7 +67,7 @@ def _warn_readable(path: Path, config: Any, log: Any) -> None:
     inline = any(
         f'{k} = "' in text and f'{k} = "env:' not in text and f'{k} = "file:' not in text
         for k in ("password", "token", "secret", "value")
-    ) or bool(config.server.tokens and "tokens = [\"" in text)
+    ) or bool(config.server.tokens and 'tokens = ["' in text)
     if inline and mode & 0o004:
         log.warning("config_world_readable", path=str(path), hint="chmod 600, or use env: / file: references")
 

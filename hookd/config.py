@@ -28,9 +28,7 @@ from pydantic import (
 )
 
 # Keys every item body carries (SPEC §4); a custom field may not shadow one.
-ENVELOPE_KEYS = frozenset(
-    {"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"}
-)
+ENVELOPE_KEYS = frozenset({"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"})
 OPERATORS = (
     "eq", "ne", "in", "not_in", "contains", "not_contains", "starts_with",
     "gt", "gte", "lt", "lte", "exists", "not_exists", "matches",
@@ -41,7 +39,7 @@ _AUTH_TAGS = frozenset({"none", "basic", "bearer", "header"})
 
 # The folder of the file being loaded, so `file:` references resolve against it
 # without threading a parameter through every validator.
-_base_dir: ContextVar[Path] = ContextVar("hookd_config_dir", default=Path.cwd())
+_base_dir: ContextVar[Path | None] = ContextVar("hookd_config_dir", default=None)
 
 
 class ConfigError(Exception):
@@ -61,7 +59,7 @@ def resolve_secret(raw: str) -> str:
             raise ValueError(f"environment variable {name!r} is not set")
         return os.environ[name]
     if raw.startswith("file:"):
-        path = _base_dir.get() / raw[5:]
+        path = (_base_dir.get() or Path.cwd()) / raw[5:]
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
@@ -92,9 +90,7 @@ class ServerConfig(_Model):
     max_events_per_request: int = Field(1000, ge=1)
     shutdown_grace_seconds: Seconds = 10.0
 
-    _resolve = field_validator("tokens", mode="before")(
-        lambda v: [_secret(t) for t in v] if isinstance(v, list) else v
-    )
+    _resolve = field_validator("tokens", mode="before")(lambda v: [_secret(t) for t in v] if isinstance(v, list) else v)
 
     @field_validator("listen")
     @classmethod
@@ -228,9 +224,7 @@ class Trigger(_Model):
     @classmethod
     def _pattern(cls, value: str) -> str:
         if not _PATTERN.match(value):
-            raise ValueError(
-                f"{value!r} is not an event type or pattern (e.g. 'ticket.created', 'ticket.*', '*')"
-            )
+            raise ValueError(f"{value!r} is not an event type or pattern (e.g. 'ticket.created', 'ticket.*', '*')")
         return value
 
 
@@ -257,9 +251,7 @@ class Webhook(_Model):
     lightweight_logs: bool = False
     payload: Literal["object", "object_with_linked", "event_only", "custom"] = "object"
     key_fields: tuple[str, ...] = ()
-    batching: Literal["per_occurrence", "same_event", "same_event_type", "any_event"] = (
-        "per_occurrence"
-    )
+    batching: Literal["per_occurrence", "same_event", "same_event_type", "any_event"] = "per_occurrence"
     batch_wait_seconds: float = Field(30, gt=0, le=86400)
     max_items_per_batch: int = Field(100, ge=1, le=10000)
     per_webhook_concurrency: int | None = Field(None, ge=1)
@@ -310,9 +302,7 @@ class Webhook(_Model):
             if self.payload == "object_with_linked":
                 why.append("a payload other than 'object_with_linked'")
             if why:
-                raise ValueError(
-                    f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why)
-                )
+                raise ValueError(f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why))
         if self.fields and self.payload != "custom":
             raise ValueError(f"webhook {self.id!r}: fields are only allowed with payload = 'custom'")
         if self.payload == "custom" and not self.fields:
@@ -320,9 +310,7 @@ class Webhook(_Model):
         seen: set[str] = set()
         for f in self.fields:
             if f.key in ENVELOPE_KEYS:
-                raise ValueError(
-                    f"webhook {self.id!r}: field key {f.key!r} collides with an envelope key"
-                )
+                raise ValueError(f"webhook {self.id!r}: field key {f.key!r} collides with an envelope key")
             if f.key in seen:
                 raise ValueError(f"webhook {self.id!r}: duplicate field key {f.key!r}")
             seen.add(f.key)
@@ -341,10 +329,10 @@ class Webhook(_Model):
 class Config(_Model):
     """The whole file."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
-    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    storage: StorageConfig = Field(default_factory=lambda: StorageConfig())
+    delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
+    batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig())
     webhooks: tuple[Webhook, ...] = ()
 
     @field_validator("storage", mode="after")
@@ -352,7 +340,7 @@ class Config(_Model):
     def _absolute(cls, value: StorageConfig, info: ValidationInfo) -> StorageConfig:
         if value.path.is_absolute() or str(value.path) == ":memory:":
             return value
-        return value.model_copy(update={"path": _base_dir.get() / value.path})
+        return value.model_copy(update={"path": (_base_dir.get() or Path.cwd()) / value.path})
 
     @model_validator(mode="after")
     def _unique(self) -> Config:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-from urllib.parse import urlencode
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 
@@ -328,8 +328,8 @@ class Dispatcher:
     async def stop(self, grace: float) -> int:
         """Start nothing new; give in-flight attempts ``grace`` seconds; return how many were cut."""
         self._stopping = True
-        for t in self._timers.values():
-            t.cancel()
+        for timer in self._timers.values():
+            timer.cancel()
         self._timers.clear()
         if not self._tasks:
             return 0

@@ -59,7 +59,7 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     """The body, refusing to hold more than ``limit`` bytes (chunked bodies included)."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge
-    chunks = []
+    chunks: list[bytes] = []
     got = 0
     while True:
         chunk = await request.content.readany()
@@ -121,12 +121,12 @@ class Ingest:
             return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
         if isinstance(data, list) and len(data) > limits.max_events_per_request:
             return error(
-                413, "too_many_events", f"the array holds {len(data)} events; the limit is {limits.max_events_per_request}"
+                413,
+                "too_many_events",
+                f"the array holds {len(data)} events; the limit is {limits.max_events_per_request}",
             )
         now = self._clock.now()
-        occurrences, problems = validate_events(
-            data, self._ids, format_timestamp(now), limits.max_events_per_request
-        )
+        occurrences, problems = validate_events(data, self._ids, format_timestamp(now), limits.max_events_per_request)
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", problems)
 
@@ -159,7 +159,9 @@ class Ingest:
             dupes = await store.ingest(occurrences, now, deliveries, items)
         except Exception as exc:
             log.error("ingest_store_failed", error=str(exc))
-            return error(503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"})
+            return error(
+                503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"}
+            )
 
         routed = 0
         for idx, d, _ in deliveries:

@@ -110,9 +110,7 @@ def _parse_time(value: str) -> str:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
-        type(value), "number"
-    )
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
 
 
 def validate_events(
@@ -147,7 +145,9 @@ def validate_events(
             msg = "required" if name is None else f"expected a string, got {_type_name(name)}"
             errors.append({"index": i, "path": "event", "message": msg})
         elif len(name) > 200 or not EVENT_NAME.match(name):
-            errors.append({"index": i, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"})
+            errors.append(
+                {"index": i, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"}
+            )
         obj = ev.get("object")
         if type(obj) is not dict:
             msg = "required" if obj is None else f"expected an object, got {_type_name(obj)}"
@@ -158,11 +158,15 @@ def validate_events(
         linked = ev.get("linked")
         if linked is not None:
             if type(linked) is not dict:
-                errors.append({"index": i, "path": "linked", "message": f"expected an object, got {_type_name(linked)}"})
+                errors.append(
+                    {"index": i, "path": "linked", "message": f"expected an object, got {_type_name(linked)}"}
+                )
             else:
                 for k, v in linked.items():
                     if type(v) is not dict:
-                        errors.append({"index": i, "path": f"linked.{k}", "message": f"expected an object, got {_type_name(v)}"})
+                        errors.append(
+                            {"index": i, "path": f"linked.{k}", "message": f"expected an object, got {_type_name(v)}"}
+                        )
         eid = ev.get("id")
         client_id = eid is not None
         if client_id and (type(eid) is not str or not 0 < len(eid) <= MAX_ID_LEN):
@@ -171,7 +175,9 @@ def validate_events(
         at = ev.get("occurred_at")
         if at is not None:
             if type(at) is not str:
-                errors.append({"index": i, "path": "occurred_at", "message": f"expected an RFC 3339 string, got {_type_name(at)}"})
+                errors.append(
+                    {"index": i, "path": "occurred_at", "message": f"expected an RFC 3339 string, got {_type_name(at)}"}
+                )
             else:
                 try:
                     ts = _parse_time(at)
@@ -181,7 +187,7 @@ def validate_events(
         if len(errors) == n_err and not errors:
             out.append(
                 Occurrence(
-                    id=eid if client_id else ids.make("evt"),
+                    id=eid if client_id else ids.make("evt"),  # type: ignore[arg-type]
                     event=name,  # type: ignore[arg-type]
                     timestamp=ts,
                     object=obj,  # type: ignore[arg-type]

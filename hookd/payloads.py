@@ -44,7 +44,7 @@ class PayloadBuilder:
             "timestamp": occ.timestamp,
         }
         kind = self.kind
-        if kind == "object" or kind == "object_with_linked":
+        if kind in ("object", "object_with_linked"):
             if self.key_fields is not None:
                 obj = {k: v for k, v in obj.items() if k in self.key_fields}
             doc["object"] = obj
@@ -85,10 +85,7 @@ def query_params(body: bytes) -> dict[str, str]:
 def sign(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value: ``v1,<base64>`` per key, space-separated."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()).decode()
-        for k in keys
-    )
+    return " ".join("v1," + base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()).decode() for k in keys)
 
 
 class RequestShape:

@@ -29,10 +29,10 @@ def pattern_matches(pattern: str, event: str) -> bool:
     if p[-1] == "*":
         if len(e) < len(p):
             return False
-        e = e[: len(p) - 1] + ["*"]
+        e = [*e[: len(p) - 1], "*"]
     elif len(e) != len(p):
         return False
-    return all(a == "*" or a == b for a, b in zip(p, e, strict=True))
+    return all(a in ("*", b) for a, b in zip(p, e, strict=True))
 
 
 def getter(path: str) -> Callable[[Occurrence], Any]:
@@ -160,11 +160,7 @@ class Router:
     """Matches occurrences against the enabled webhooks of one config."""
 
     def __init__(self, webhooks: Iterable[Webhook]) -> None:
-        self._webhooks = [
-            (w.id, [(t.id, t.on, compile_trigger(t)) for t in w.events])
-            for w in webhooks
-            if w.enabled
-        ]
+        self._webhooks = [(w.id, [(t.id, t.on, compile_trigger(t)) for t in w.events]) for w in webhooks if w.enabled]
         self._cache: dict[str, list[tuple[str, list[tuple[str, Predicate]]]]] = {}
 
     def _candidates(self, event: str) -> list[tuple[str, list[tuple[str, Predicate]]]]:
@@ -192,4 +188,3 @@ class Router:
                     out.append((wid, tid))
                     break
         return out
-

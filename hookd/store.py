@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ import structlog
 from hookd.models import Delivery, Item, Occurrence
 
 T = TypeVar("T")
+# Under durability = "memory" the open transaction is committed at least this often, so
+# the WAL and page cache stay bounded; the promise is still only "survives a clean stop".
+MEMORY_COMMIT_SECONDS = 60.0
 log = structlog.get_logger("hookd.store")
 
 SCHEMA = """
@@ -175,6 +179,8 @@ class Store:
         self._closing = False
         self.counters = Counters()
         self.flushes = 0
+        self.lazy = durability == "memory"
+        self._began = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -194,9 +200,7 @@ class Store:
         c = self.counters
         c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
         c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
-        for wid, disabled, failures in conn.execute(
-            "SELECT webhook_id, disabled, failures FROM webhook_state"
-        ):
+        for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
             c.webhook_state[wid] = (bool(disabled), failures)
 
     async def close(self) -> None:
@@ -206,6 +210,7 @@ class Store:
         self._closing = True
         if self._ops:
             await self._flush()
+        await self.run(lambda c: c.in_transaction and c.execute("COMMIT"))
         await self._db.close()
         self._db = None
 
@@ -265,13 +270,30 @@ class Store:
                 op.future.set_result(result)
 
     def _apply(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[Any]:
-        conn.execute("BEGIN")
+        if not self.lazy:
+            conn.execute("BEGIN")
+            try:
+                results = [op.fn(conn) for op in ops]
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return results
+        # durability = "memory": one long transaction, committed now and then and at a
+        # clean stop; a savepoint per flush keeps a failed flush from undoing the others.
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+            self._began = time.monotonic()
+        conn.execute("SAVEPOINT flush")
         try:
             results = [op.fn(conn) for op in ops]
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO flush")
+            conn.execute("RELEASE flush")
             raise
-        conn.execute("COMMIT")
+        conn.execute("RELEASE flush")
+        if self._closing or time.monotonic() - self._began >= MEMORY_COMMIT_SECONDS:
+            conn.execute("COMMIT")
         return results
 
     # -- writes ------------------------------------------------------------------------
@@ -379,10 +401,7 @@ class Store:
 
         def apply(conn: sqlite3.Connection) -> int:
             seqs = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT seq FROM deliveries WHERE created_at < ? LIMIT ?", (cutoff, limit)
-                )
+                r[0] for r in conn.execute("SELECT seq FROM deliveries WHERE created_at < ? LIMIT ?", (cutoff, limit))
             ]
             conn.executemany("DELETE FROM attempts WHERE delivery_seq = ?", [(s,) for s in seqs])
             conn.executemany("DELETE FROM deliveries WHERE seq = ?", [(s,) for s in seqs])
@@ -433,8 +452,7 @@ class Store:
             return [
                 OpenBatch(*r)
                 for r in conn.execute(
-                    "SELECT webhook_id, batch_key, min(deadline), count(*) FROM items"
-                    " GROUP BY webhook_id, batch_key"
+                    "SELECT webhook_id, batch_key, min(deadline), count(*) FROM items GROUP BY webhook_id, batch_key"
                 )
             ]
 
@@ -541,8 +559,7 @@ class LogReader:
                 if newest is None:
                     continue
                 r = conn.execute(
-                    "SELECT status_code, error, coalesce(finished_at, created_at), state"
-                    " FROM deliveries WHERE seq = ?",
+                    "SELECT status_code, error, coalesce(finished_at, created_at), state FROM deliveries WHERE seq = ?",
                     (newest,),
                 ).fetchone()
                 out[wid] = {"status_code": r[0], "error": r[1], "at": r[2], "state": r[3]}
@@ -570,13 +587,22 @@ class LogReader:
 
         return await self._store.run(read)
 
+    async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """List entries for the given delivery ids, newest first."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            marks = ",".join("?" * len(delivery_ids))
+            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE id IN ({marks}) ORDER BY seq DESC"
+            return [_summary(r) for r in conn.execute(sql, list(delivery_ids))]
+
+        return await self._store.run(read) if delivery_ids else []
+
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         """One delivery's whole record, attempts and request/response included."""
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response"
-                " FROM deliveries WHERE id = ?",
+                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE id = ?",
                 (delivery_id,),
             ).fetchone()
             if r is None:

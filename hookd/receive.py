@@ -1,0 +1,224 @@
+"""``hookd receive``: a local HTTP receiver that prints every request, for trying a config out.
+
+It answers any method on any path, prints the request (method, path and query, headers,
+the body as indented JSON when it parses) and, given one or more ``--secret``, whether
+the Standard Webhooks signature is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from aiohttp import web
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "add_arguments",
+    "main",
+    "secret_key",
+    "serve_receiver",
+    "signature_valid",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8788
+SECRET_PREFIX = "whsec_"
+SEPARATOR = "-" * 72
+# hookd batches many items into one body, so allow far more than aiohttp's 1 MiB default.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# Statuses whose responses carry no body (RFC 9110); aiohttp must not be handed one.
+_NO_BODY = frozenset({204, 304})
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: base64 after an optional ``whsec_`` prefix."""
+    raw = secret.removeprefix(SECRET_PREFIX).strip()
+    try:
+        # Padding is optional in the wild (the reference libraries add it back), so do too.
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("secret is not base64 (after an optional whsec_ prefix)") from None
+    if not key:
+        raise ValueError("secret is empty")
+    return key
+
+
+def signature_valid(keys: Sequence[bytes], headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether ``webhook-signature`` holds a ``v1`` HMAC-SHA256 of id.timestamp.body under any key.
+
+    ``headers`` must look names up case-insensitively (aiohttp's do) or use lower case.
+    The timestamp is not checked against the clock: this tool shows what arrived,
+    including replays an operator sends on purpose.
+    """
+    msg_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp")
+    header = headers.get("webhook-signature")
+    if not (msg_id and timestamp and header):
+        return False
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            continue
+        matched = False
+        for digest in expected:
+            # No early exit across keys, so timing says nothing about which one matched.
+            matched |= hmac.compare_digest(given, digest)
+        if matched:
+            return True
+    return False
+
+
+def _render_body(body: bytes) -> str:
+    if not body:
+        return "(no body)"
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        return body.decode("utf-8", errors="replace")
+
+
+class _Receiver:
+    """The request handler: prints each request as one block and answers ``status``."""
+
+    def __init__(self, keys: Sequence[bytes], status: int, out: TextIO) -> None:
+        self._keys = list(keys)
+        self._status = status
+        self._out = out
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        lines = [SEPARATOR, f"{request.method} {request.raw_path}"]
+        lines += [f"{name}: {value}" for name, value in request.headers.items()]
+        lines += ["", _render_body(body)]
+        if self._keys:
+            valid = signature_valid(self._keys, request.headers, body)
+            lines.append(f"signature: {'valid' if valid else 'invalid'}")
+        # One write per request, with no await in between, so concurrent requests never
+        # interleave their lines; flushed so a pipe reader sees them at once.
+        print("\n".join(lines), file=self._out, flush=True)
+        if self._status in _NO_BODY:
+            return web.Response(status=self._status)
+        return web.json_response({"ok": True}, status=self._status)
+
+
+async def serve_receiver(
+    host: str,
+    port: int,
+    secrets: Sequence[str],
+    status: int,
+    out: TextIO,
+    *,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (forever when None), printing each request to ``out``.
+
+    The first line printed is ``listening on http://HOST:PORT`` with the port actually
+    bound, so port 0 works; ``started`` is set right after it. Raises ValueError for a
+    secret that is not base64 and OSError when the address cannot be bound.
+    """
+    keys = [secret_key(s) for s in secrets]
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.router.add_route("*", "/{tail:.*}", _Receiver(keys, status, out).handle)
+    # The caller owns signals (main() installs them); the printed block is the access log.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        shown = f"[{host}]" if ":" in host else host
+        print(f"listening on http://{shown}:{bound}", file=out, flush=True)
+        if started is not None:
+            started.set()
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await runner.cleanup()
+
+
+def _secret_arg(value: str) -> str:
+    # Reject a bad secret at parse time, with argparse's usage message.
+    try:
+        secret_key(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _status_arg(value: str) -> int:
+    try:
+        code = int(value)
+    except ValueError:
+        code = 0
+    # 1xx cannot be a final answer; aiohttp would send a broken response.
+    if not 200 <= code <= 599:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an HTTP status from 200 to 599")
+    return code
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``receive``'s options to ``parser``."""
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks a free one (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--secret",
+        type=_secret_arg,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="S",
+        help="whsec_ secret to verify webhook-signature with; repeatable, any one matching is valid",
+    )
+    parser.add_argument(
+        "--status",
+        type=_status_arg,
+        default=200,
+        metavar="CODE",
+        help="HTTP status to answer every request with, 200-599 (default 200)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the receiver until SIGINT or SIGTERM; 0 on a clean stop, 1 when it cannot listen."""
+    import uvloop  # chosen here, at the entry point; library modules leave the loop alone
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Installed before the listener opens, so a signal sent once it is up always stops cleanly.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_receiver(args.host, args.port, args.secret, args.status, sys.stdout, stop=stop)
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run())
+    except (OSError, ValueError) as exc:
+        print(f"hookd receive: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="hookd receive", description="Print every request received.")
+    add_arguments(_parser)
+    sys.exit(main(_parser.parse_args()))
