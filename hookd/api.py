@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from hookd.config import Config, Webhook, redact_url
@@ -15,6 +17,8 @@ from hookd.models import Delivery, IdFactory, format_timestamp
 from hookd.responses import error, json_response
 from hookd.store import LogReader, Store
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_CURSOR = re.compile(r"[1-9][0-9]{0,17}")  # as the OpenAPI document states it
 STATES = ("pending", "delivering", "retrying", "succeeded", "failed")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -118,6 +122,7 @@ class Api:
         self._ids = ids
         self._metrics = metrics
         self._now = clock_now
+        self._openapi: bytes | None = None
 
     def add_routes(self, app: web.Application) -> None:
         """Register every admin route on ``app``."""
@@ -129,6 +134,15 @@ class Api:
         app.router.add_post("/v1/webhooks/{id}/enable", self.enable)
         app.router.add_get("/v1/deliveries/{id}", self.delivery)
         app.router.add_post("/v1/deliveries/{id}/resend", self.resend)
+        app.router.add_get("/v1/openapi.json", self.openapi)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI document (open, like /healthz, so tools can read it)."""
+        if self._openapi is None:
+            from hookd.openapi import document
+
+            self._openapi = orjson.dumps(document())
+        return web.Response(body=self._openapi, content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 while the loop runs."""
@@ -191,14 +205,16 @@ class Api:
             return error(404, "not_found", f"no webhook {wid!r}")
         q = request.query
         problems = []
-        state = q.get("state") or None
+        # A parameter given empty is refused like any other bad value (the schema's rule).
+        state = q.get("state")
         if state is not None and state not in STATES:
             problems.append({"path": "state", "message": f"must be one of {', '.join(STATES)}"})
-        limit = _int(q.get("limit"), 50)
+        limit = _int(q.get("limit"), 50) if q.get("limit") != "" else None
         if limit is None or not 1 <= limit <= 500:
             problems.append({"path": "limit", "message": "must be an integer from 1 to 500"})
-        before = _int(q.get("before"), None) if q.get("before") else None
-        if q.get("before") and (before is None or before < 1):
+        raw_before = q.get("before")
+        before = int(raw_before) if raw_before and _CURSOR.fullmatch(raw_before) else None
+        if raw_before is not None and before is None:
             problems.append({"path": "before", "message": "must be a cursor from a previous page's next"})
         if problems:
             return error(400, "invalid_query", "bad query parameters", problems)
@@ -253,9 +269,7 @@ class Api:
 
 
 def _int(raw: str | None, default: int | None) -> int | None:
+    # int() would take "+5", " 5", "1_0" and other digits than ASCII; a cursor is plain.
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        return None
+    return int(raw) if _DIGITS.fullmatch(raw) else None

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from hookd import __version__
-from hookd._systemd import Notifier
+from hookd._systemd import Notifier, watchdog_loop
 from hookd.api import Api, auth_middleware
 from hookd.batcher import Batcher
 from hookd.clock import Clock, LoopClock
@@ -226,11 +226,8 @@ class App:
             await self.clock.sleep(PRUNE_EVERY)
 
     async def _watchdog(self) -> None:
-        interval = self.notifier.watchdog_interval
-        while interval:
-            self.notifier.watchdog()
-            self.notifier.status(self._status())
-            await asyncio.sleep(interval)
+        # Pinged from the loop itself, so a stuck loop misses its pings and is restarted.
+        await watchdog_loop(self.notifier, status=self._status)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

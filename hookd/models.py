@@ -99,11 +99,26 @@ def format_timestamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
 def _parse_time(value: str) -> str:
-    dt = datetime.fromisoformat(value)
-    if dt.tzinfo is None:
-        raise ValueError("needs a UTC offset (RFC 3339), e.g. 2026-11-29T07:00:00Z")
-    dt = dt.astimezone(UTC)
+    m = _RFC3339.match(value)
+    if m is None:
+        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", value):
+            raise ValueError("needs a UTC offset (RFC 3339), e.g. 2026-11-29T07:00:00Z")
+        raise ValueError("not an RFC 3339 date-time")
+    date, hm, sec, frac, tz = m.groups()
+    # RFC 3339 allows a leap second and any number of fraction digits; Python does not.
+    sec = "59" if sec == "60" else sec
+    frac = (frac or "0")[:6].ljust(6, "0")
+    tz = "+00:00" if tz in ("Z", "z") else tz
+    try:
+        dt = datetime.fromisoformat(f"{date}T{hm}:{sec}.{frac}{tz}").astimezone(UTC)
+    except (ValueError, OverflowError):  # month 13, or year 1 shifted before year 1
+        raise ValueError("not an RFC 3339 date-time") from None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
@@ -182,8 +197,7 @@ def validate_events(
                 try:
                     ts = _parse_time(at)
                 except ValueError as exc:
-                    msg = str(exc) if "UTC offset" in str(exc) else "not an RFC 3339 date-time"
-                    errors.append({"index": i, "path": "occurred_at", "message": msg})
+                    errors.append({"index": i, "path": "occurred_at", "message": str(exc)})
         if len(errors) == n_err and not errors:
             out.append(
                 Occurrence(

@@ -1,0 +1,268 @@
+"""The OpenAPI document of every /v1 route, built from pydantic models of the bodies.
+
+The models here describe the wire format only (the hot path builds its JSON directly);
+keeping them next to the document, and the tests that check live answers against it
+(schemathesis), is what keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from hookd import __version__
+
+State = Literal["pending", "delivering", "retrying", "succeeded", "failed"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Event(BaseModel):
+    """One event as the application posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, min_length=1, max_length=128, description="idempotency key")
+    event: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=200)
+    occurred_at: str | None = Field(
+        None, description="RFC 3339 date-time with offset", json_schema_extra={"format": "date-time"}
+    )
+    object: dict[str, Any]
+    action: dict[str, Any] | None = None
+    linked: dict[str, dict[str, Any]] | None = None
+
+
+class Accepted(_Wire):
+    """202 answer of POST /v1/events."""
+
+    accepted: int
+    duplicates: int
+    items: int
+    ids: list[str]
+
+
+class ErrorDetail(_Wire):
+    """One problem: for 422, which event (index) and which key (path)."""
+
+    index: int | None = None
+    path: str | None = None
+    message: str
+
+
+class ErrorInfo(_Wire):
+    """The error itself."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class Error(_Wire):
+    """Every error answer."""
+
+    error: ErrorInfo
+
+
+class Counts(_Wire):
+    """Deliveries by state."""
+
+    pending: int
+    delivering: int
+    retrying: int
+    succeeded: int
+    failed: int
+
+
+class WebhookState(_Wire):
+    """A webhook and its health."""
+
+    id: str
+    name: str
+    url: str
+    enabled: bool
+    disabled_reason: Literal["config", "auto"] | None
+    consecutive_failures: int
+    counts: Counts
+    last_status: int | None
+    last_error: str | None
+    last_at: str | None
+
+
+class WebhookDetail(WebhookState):
+    """One webhook with its settings (secrets masked)."""
+
+    config: dict[str, Any]
+
+
+class WebhookList(_Wire):
+    """GET /v1/webhooks."""
+
+    webhooks: list[WebhookState]
+
+
+class DeliverySummary(_Wire):
+    """A delivery in a list."""
+
+    id: str
+    webhook_id: str
+    state: State
+    created_at: str
+    attempts: int
+    status_code: int | None
+    duration_ms: float | None
+    items: int
+    events: list[str]
+    triggers: list[str]
+    message_id: str
+    next_attempt_at: str | None
+    error: str | None
+    manual: bool
+    resend_of: str | None
+    finished_at: str | None
+
+
+class DeliveryPage(_Wire):
+    """A page of deliveries, newest first."""
+
+    deliveries: list[DeliverySummary]
+    next: str | None
+
+
+class Attempt(_Wire):
+    """One try of a delivery."""
+
+    n: int
+    started_at: str
+    duration_ms: float
+    status_code: int | None
+    error: Literal["timeout", "connect", "dns", "tls", "http"] | None
+    manual: bool
+    trigger: Literal["manual", "scheduled"]
+
+
+class Delivery(_Wire):
+    """A delivery's whole record."""
+
+    id: str
+    webhook_id: str
+    state: State
+    created_at: str
+    attempts: list[Attempt]
+    status_code: int | None
+    duration_ms: float | None
+    items: int
+    item_ids: list[str]
+    events: list[str]
+    triggers: list[str]
+    message_id: str
+    lightweight_logs: bool
+    request: dict[str, Any] | None
+    response: dict[str, Any] | None
+
+
+class Resent(_Wire):
+    """202 answer of a resend."""
+
+    delivery_id: str
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    words = {
+        400: "Bad request", 401: "Missing or wrong token", 404: "Not found", 409: "Conflict",
+        413: "Too large", 415: "Not JSON", 422: "Invalid events", 503: "Shutting down or store unavailable",
+    }  # fmt: skip
+    return {str(c): _json(Error, words[c]) for c in codes}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document."""
+    models: list[type[BaseModel]] = [
+        Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
+        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent,
+    ]  # fmt: skip
+    _, defs = models_json_schema(
+        [(m, "serialization" if m is not Event else "validation") for m in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas = defs.get("$defs", {})
+    wid = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+    }
+    did = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    events_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [_ref(Event), {"type": "array", "items": _ref(Event), "minItems": 1}]}
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hookd",
+            "version": __version__,
+            "description": "Ingest events; inspect and resend deliveries.",
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/events": {"post": {
+                "summary": "Ingest one event or an array of events",
+                "requestBody": events_body,
+                "responses": {"202": _json(Accepted, "Accepted (durable per storage.durability)"),
+                              **_errors(400, 401, 413, 415, 422, 503)},
+            }},
+            "/v1/webhooks": {"get": {
+                "summary": "Every webhook with its health",
+                "responses": {"200": _json(WebhookList, "The webhooks"), **_errors(401)},
+            }},
+            "/v1/webhooks/{id}": {"get": {
+                "summary": "One webhook, its settings and counts",
+                "parameters": [wid],
+                "responses": {"200": _json(WebhookDetail, "The webhook"), **_errors(401, 404)},
+            }},
+            "/v1/webhooks/{id}/deliveries": {"get": {
+                "summary": "A webhook's deliveries, newest first",
+                "parameters": [
+                    wid,
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(get_args(State))}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "before", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
+                ],
+                "responses": {"200": _json(DeliveryPage, "A page"), **_errors(400, 401, 404)},
+            }},
+            "/v1/webhooks/{id}/enable": {"post": {
+                "summary": "Re-enable an auto-disabled webhook",
+                "parameters": [wid],
+                "responses": {"200": _json(WebhookState, "The webhook, enabled"), **_errors(401, 404, 409)},
+            }},
+            "/v1/deliveries/{id}": {"get": {
+                "summary": "One delivery's whole record",
+                "parameters": [did],
+                "responses": {"200": _json(Delivery, "The delivery"), **_errors(401, 404)},
+            }},
+            "/v1/deliveries/{id}/resend": {"post": {
+                "summary": "Resend: a new delivery with the same body and webhook-id",
+                "parameters": [did],
+                "responses": {"202": _json(Resent, "The new delivery"), **_errors(401, 404, 409)},
+            }},
+        },
+    }  # fmt: skip
