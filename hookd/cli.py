@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config_invalid", path=str(path), errors=exc.problems)
         return 1
-    _warn_readable(path, config, log)
+    _warn_readable(path, log)
 
     async def main() -> None:
         await App(config, path).serve()
@@ -57,19 +57,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_readable(path: Path, config: Any, log: Any) -> None:
-    """Warn when the file holds inline secrets and others may read it."""
+def _warn_readable(path: Path, log: Any) -> None:
+    """Warn when the file holds inline secrets and users other than its owner may read it."""
+    from hookd.config import inline_secrets
+
     try:
-        mode = path.stat().st_mode
-    except OSError:
+        readable = path.stat().st_mode & 0o044
+        found = inline_secrets(path)
+    except (OSError, ValueError):
         return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    inline = any(
-        f'{k} = "' in text and f'{k} = "env:' not in text and f'{k} = "file:' not in text
-        for k in ("password", "token", "secret", "value")
-    ) or bool(config.server.tokens and 'tokens = ["' in text)
-    if inline and mode & 0o004:
-        log.warning("config_world_readable", path=str(path), hint="chmod 600, or use env: / file: references")
+    if readable and found:
+        log.warning(
+            "config_readable_by_others", path=str(path), keys=found,
+            hint="chmod 600 the file, or use env:NAME / file:PATH references",
+        )  # fmt: skip
 
 
 def cmd_check(args: argparse.Namespace) -> int:

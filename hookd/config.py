@@ -472,3 +472,28 @@ def redact_url(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return parts._replace(netloc=netloc).geturl()
+
+
+def inline_secrets(path: Path) -> list[str]:
+    """Key paths of secrets written inline (not ``env:`` or ``file:``) in a config file."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    found = []
+
+    def inline(v: Any) -> bool:
+        return isinstance(v, str) and not v.startswith(("env:", "file:"))
+
+    for i, t in enumerate(data.get("server", {}).get("tokens", [])):
+        if inline(t):
+            found.append(f"server.tokens[{i}]")
+    for i, w in enumerate(data.get("webhooks", [])):
+        if not isinstance(w, dict):
+            continue
+        secrets = w.get("secret", [])
+        for j, s in enumerate(secrets if isinstance(secrets, list) else [secrets]):
+            if inline(s):
+                found.append(f"webhooks[{i}].secret[{j}]")
+        auth = w.get("auth", {})
+        for key in ("password", "token", "value"):
+            if isinstance(auth, dict) and inline(auth.get(key)):
+                found.append(f"webhooks[{i}].auth.{key}")
+    return found

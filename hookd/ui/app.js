@@ -388,7 +388,7 @@
     if (w.enabled) return h("span", { class: "badge health-on", "data-enabled": "true" }, h("span", { class: "badge-icon", "aria-hidden": "true" }, "●"), "Enabled");
     const label = w.disabled_reason === "auto" ? "Disabled · auto" : "Disabled · config";
     return h("span", { class: "badge health-off", "data-enabled": "false", "data-reason": w.disabled_reason || "" },
-      h("span", { class: "badge-icon", "aria-hidden": "true" }, "⏸"), label);
+      h("span", { class: "badge-icon", "aria-hidden": "true" }, "⊘"), label);
   }
 
   function disabledNote(w) {
@@ -592,7 +592,7 @@
 
     const req = d.request;
     const res = d.response;
-    const notKept = h("p", { class: "muted" }, "Not kept: this webhook keeps lightweight logs (states, codes and timings only).");
+    const notKept = () => h("p", { class: "muted" }, "Not kept: this webhook keeps lightweight logs (states, codes and timings only).");
 
     let requestPart;
     if (req) {
@@ -602,7 +602,7 @@
         h("h3", {}, "Body"), bodyBlock(req.body, "req-body", req.method === "GET" ? "No body (GET: the envelope is in the query string)" : "Empty body"),
       ];
     } else {
-      requestPart = light ? notKept : h("p", { class: "muted" }, "No attempt yet.");
+      requestPart = light ? notKept() : h("p", { class: "muted" }, "No attempt yet.");
     }
 
     let responsePart;
@@ -618,7 +618,7 @@
       responsePart = h("div", { class: "reqline" }, h("span", { class: "code code-bad code-big" }, res.error || "error"),
         h("span", {}, ERROR_KINDS[res.error] || ""), res.message ? h("p", { class: "mono small" }, res.message) : null);
     } else {
-      responsePart = light ? notKept : h("p", { class: "muted" }, "No response yet.");
+      responsePart = light ? notKept() : h("p", { class: "muted" }, "No response yet.");
     }
 
     const items = d.item_ids || [];
