@@ -257,7 +257,7 @@ class Webhook(_Model):
     per_webhook_concurrency: int | None = Field(None, ge=1)
     ordered: bool = False
     auto_disable_after: int = Field(0, ge=0)
-    events: tuple[Trigger, ...] = Field(min_length=1)
+    events: tuple[Trigger, ...]
     fields: tuple[CustomField, ...] = ()
 
     @field_validator("id")
@@ -265,6 +265,14 @@ class Webhook(_Model):
     def _id(cls, value: str) -> str:
         if not _WEBHOOK_ID.match(value):
             raise ValueError(f"{value!r} must match [a-z0-9][a-z0-9_-]{{0,63}}")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: tuple[Trigger, ...]) -> tuple[Trigger, ...]:
+        # Checked here, not with min_length, so a lone bad trigger is reported once.
+        if not value:
+            raise ValueError("at least one trigger ([[webhooks.events]]) is needed")
         return value
 
     @field_validator("url")
@@ -303,6 +311,12 @@ class Webhook(_Model):
                 why.append("a payload other than 'object_with_linked'")
             if why:
                 raise ValueError(f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why))
+        # Credentials in the URL become an Authorization header; a second one cannot be sent.
+        sets_authorization = self.auth.type in ("basic", "bearer") or (
+            isinstance(self.auth, HeaderAuth) and self.auth.name.lower() == "authorization"
+        )
+        if urlsplit(self.url).username is not None and sets_authorization:
+            raise ValueError(f"webhook {self.id!r}: the url carries credentials and auth sets Authorization too")
         if self.fields and self.payload != "custom":
             raise ValueError(f"webhook {self.id!r}: fields are only allowed with payload = 'custom'")
         if self.payload == "custom" and not self.fields:
@@ -330,7 +344,8 @@ class Config(_Model):
     """The whole file."""
 
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
-    storage: StorageConfig = Field(default_factory=lambda: StorageConfig())
+    # validate_default: the default path, too, resolves against the config's folder.
+    storage: StorageConfig = Field(default_factory=lambda: StorageConfig(), validate_default=True)
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
     batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig())
     webhooks: tuple[Webhook, ...] = ()
@@ -342,13 +357,15 @@ class Config(_Model):
             return value
         return value.model_copy(update={"path": (_base_dir.get() or Path.cwd()) / value.path})
 
-    @model_validator(mode="after")
-    def _unique(self) -> Config:
-        ids = [w.id for w in self.webhooks]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate webhook ids {dupes}")
-        return self
+    @field_validator("webhooks", mode="after")
+    @classmethod
+    def _unique(cls, value: tuple[Webhook, ...]) -> tuple[Webhook, ...]:
+        first: dict[str, int] = {}
+        for i, w in enumerate(value):
+            if w.id in first:
+                raise ValueError(f"duplicate webhook id {w.id!r} (webhooks[{first[w.id]}] and webhooks[{i}])")
+            first[w.id] = i
+        return value
 
     def webhook(self, webhook_id: str) -> Webhook | None:
         """The webhook with this id, if configured."""

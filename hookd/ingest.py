@@ -137,7 +137,11 @@ class Ingest:
         for idx, occ in enumerate(occurrences):
             for wid, tid in route(occ):
                 item_id = ids.uuid()
-                body = builders[wid].body(occ, item_id, tid)
+                try:
+                    body = builders[wid].body(occ, item_id, tid)
+                except TypeError as exc:  # orjson: nesting past its limit (254 levels)
+                    detail = {"index": idx, "path": "object", "message": f"cannot be encoded: {exc}"}
+                    return error(422, "invalid_events", "1 problem(s) in the request", [detail])
                 mode = modes[wid]
                 if mode == "per_occurrence":
                     d = Delivery(

@@ -121,9 +121,19 @@
     for (const el of document.querySelectorAll("[data-ts]")) el.textContent = fmtRelative(el.dataset.ts);
   }
 
-  /** JSON pretty-printed and lightly highlighted; anything else shown as it came. */
-  function bodyBlock(text, key, emptyText) {
-    if (text == null || text === "") return h("p", { class: "muted empty-body" }, emptyText || "Empty body");
+  function fmtBytes(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
+    return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  /** A titled body: JSON pretty-printed and lightly highlighted, anything else shown as it came. */
+  function bodyBlock(title, text, key, emptyText) {
+    const heading = title ? h("h3", {}, title) : null;
+    if (text == null || text === "") {
+      return h("div", { class: "body-wrap" }, h("div", { class: "body-bar" }, heading),
+        h("p", { class: "muted empty-body" }, emptyText || "Empty body"));
+    }
     let pretty = null;
     try {
       pretty = JSON.stringify(JSON.parse(text), null, 2);
@@ -149,11 +159,11 @@
       pre.append(pretty.slice(last));
     }
     const copy = h("button", {
-      type: "button", class: "btn btn-small btn-quiet copy", title: "Copy this body",
+      type: "button", class: "btn btn-small btn-quiet copy", title: "Copy the body as it was sent",
       onclick: async (ev) => {
         const btn = ev.currentTarget;
         try {
-          await navigator.clipboard.writeText(pretty ?? text);
+          await navigator.clipboard.writeText(text);
           btn.textContent = "Copied";
         } catch {
           btn.textContent = "Copy failed";
@@ -161,7 +171,11 @@
         setTimeout(() => { btn.textContent = "Copy"; }, 1500);
       },
     }, "Copy");
-    return h("div", { class: "body-wrap" }, pretty !== null ? h("span", { class: "body-kind" }, "JSON") : null, copy, pre);
+    const size = new TextEncoder().encode(text).length;
+    return h("div", { class: "body-wrap" },
+      h("div", { class: "body-bar" }, heading,
+        h("span", { class: "body-kind" }, `${pretty !== null ? "JSON · " : ""}${fmtBytes(size)}`), copy),
+      pre);
   }
 
   function headersTable(headers) {
@@ -225,7 +239,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     updateTokenButton();
     toast("Token forgotten for this tab");
-    load(true);
+    load(false, true);
   });
 
   async function api(path, options) {
@@ -276,7 +290,7 @@
 
   function updateLive() {
     const live = $("live");
-    live.dataset.mode = paused ? "paused" : offline ? "offline" : "live";
+    live.dataset.mode = paused ? "paused" : offline ? "offline" : lastOk ? "live" : "connecting";
     let text;
     if (paused) text = "Paused";
     else if (offline) text = "Not answering, retrying";
@@ -441,13 +455,13 @@
       h("td", {}, enabledBadge(w), h("div", {}, disabledNote(w))),
       h("td", {}, countsStrip(w, true)),
       h("td", {}, lastCell(w)),
-      h("td", { class: "cell-actions" }, enableButton(w, () => load(false)))));
+      h("td", { class: "cell-actions" }, enableButton(w, () => load(false, true)))));
     return h("section", { class: "overview" },
       h("div", { class: "page-head" },
         h("div", {}, h("h1", {}, "Webhooks"), h("p", { class: "muted" }, summary.join(" · ")))),
       hooks.length
         ? h("div", { class: "card table-card" }, h("table", { class: "grid" },
-          h("thead", {}, h("tr", {}, h("th", {}, "Webhook"), h("th", {}, "State"), h("th", {}, "Deliveries"),
+          h("thead", {}, h("tr", {}, h("th", {}, "Webhook"), h("th", {}, "Status"), h("th", {}, "Deliveries"),
             h("th", {}, "Last attempt"), h("th", { class: "cell-actions" }, h("span", { class: "sr-only" }, "Actions")))),
           h("tbody", {}, rows)))
         : h("div", { class: "card empty" }, h("p", {}, "No webhooks are configured."),
@@ -470,7 +484,8 @@
 
     const rows = page.deliveries.map((d) => h("tr", { class: "row-link", "data-delivery": d.id, "data-state": d.state, "data-href": deliveryHref(d.id) },
       h("td", { class: "nowrap" }, link(deliveryHref(d.id), { class: "row-time" }, when(d.created_at))),
-      h("td", {}, stateBadge(d.state), d.manual ? h("span", { class: "tag", title: "Sent by a manual resend" }, "resend") : null),
+      h("td", {}, stateBadge(d.state), d.manual ? h("span", { class: "tag", title: "Sent by a manual resend" }, "resend") : null,
+        d.state === "retrying" && d.next_attempt_at ? h("span", { class: "note" }, "Next attempt ", ago(d.next_attempt_at)) : null),
       h("td", { class: "num" }, statusCell(d.status_code, d.error)),
       h("td", { class: "num" }, String(d.attempts)),
       h("td", { class: "num" }, fmtDuration(d.duration_ms)),
@@ -504,7 +519,8 @@
         h("div", { class: "head-main" },
           h("h1", {}, w.name || w.id, w.name && w.name !== w.id ? h("span", { class: "h1-id mono" }, w.id) : null),
           h("div", { class: "hook-url", title: w.url }, w.config ? `${w.config.method} ` : "", w.url)),
-        h("div", { class: "head-side" }, enabledBadge(w), disabledNote(w), enableButton(w, () => load(false)))),
+        h("div", { class: "head-side" }, enabledBadge(w), disabledNote(w), enableButton(w, () => load(false, true)),
+          w.last_at ? h("span", { class: "note" }, "Last attempt ", lastCell(w)) : null)),
       h("div", { class: "toolbar" }, filters),
       h("div", { class: "card table-card" },
         page.deliveries.length
@@ -517,7 +533,7 @@
         (page.next || newer) ? pager : null),
       w.config ? section("Configuration", "config", false,
         h("p", { class: "muted" }, "As loaded from the config file; secrets are shown as ***."),
-        bodyBlock(JSON.stringify(w.config), "config-body")) : null);
+        bodyBlock(null, JSON.stringify(w.config), "config-body")) : null);
   }
 
   function attemptLine(a) {
@@ -599,7 +615,7 @@
       requestPart = [
         h("div", { class: "reqline" }, h("span", { class: "method" }, req.method), mono(req.url)),
         h("h3", {}, "Headers"), headersTable(req.headers),
-        h("h3", {}, "Body"), bodyBlock(req.body, "req-body", req.method === "GET" ? "No body (GET: the envelope is in the query string)" : "Empty body"),
+        bodyBlock("Body", req.body, "req-body", req.method === "GET" ? "No body (GET: the envelope is in the query string)" : "Empty body"),
       ];
     } else {
       requestPart = light ? notKept() : h("p", { class: "muted" }, "No attempt yet.");
@@ -612,7 +628,7 @@
         h("div", { class: "reqline" }, h("span", { class: `code ${ok ? "code-ok" : "code-bad"} code-big` }, `${res.status} ${REASONS[res.status] || ""}`.trim()),
           res.truncated ? h("span", { class: "tag tag-warn" }, "body truncated at max_response_bytes") : null),
         h("h3", {}, "Headers"), headersTable(res.headers),
-        h("h3", {}, "Body"), bodyBlock(res.body, "res-body"),
+        bodyBlock("Body", res.body, "res-body"),
       ];
     } else if (res) {
       responsePart = h("div", { class: "reqline" }, h("span", { class: "code code-bad code-big" }, res.error || "error"),
@@ -644,7 +660,9 @@
 
   // ---- load / refresh loop -------------------------------------------------------------
 
-  let gen = 0;
+  let gen = 0; // bumped by each navigation: answers for an older view are dropped
+  let seq = 0; // bumped by each load: an answer older than the one shown is dropped
+  let shown = 0;
   let busy = false;
   let lastJson = null;
 
@@ -654,21 +672,23 @@
   }
 
   /** Fetch the current view; render it when its data changed, keeping scroll and open sections. */
-  async function load(navigated) {
+  async function load(navigated, force) {
     const route = parseRoute();
     const v = views[route.name];
     const mine = navigated ? ++gen : gen;
     if (navigated) {
       lastJson = null;
       showBanner(null);
-    } else if (busy) {
+    } else if (busy && !force) {
       return;
     }
     busy = true;
+    const me = ++seq;
     const slow = navigated ? setTimeout(() => { if (mine === gen) view.replaceChildren(h("p", { class: "placeholder" }, "Loading…")); }, 200) : null;
     try {
       const data = await v.fetch(route);
-      if (mine !== gen) return;
+      if (mine !== gen || me < shown) return;
+      shown = me;
       offline = false;
       lastOk = Date.now();
       showBanner(null);

@@ -1,0 +1,282 @@
+"""The ``hookd`` client verbs (send, deliveries, show, resend, secret) run as real
+subprocesses against a real daemon, as an operator types them (SPEC §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from conftest import Daemon, Receiver, status, webhook
+from standardwebhooks.webhooks import Webhook
+
+HOOKD = str(Path(sys.executable).with_name("hookd"))
+
+MakeConfig = Callable[..., Path]
+Factory = Callable[..., Awaitable[Daemon]]
+
+
+@dataclass
+class Run:
+    """What one ``hookd`` command did."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def hookd(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run ``hookd ARGS`` without blocking the loop (the receiver and daemon keep serving)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("HOOKD_CONFIG", "HOOKD_TOKEN")}
+    proc = await asyncio.create_subprocess_exec(
+        HOOKD,
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**base, **(env or {})},
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate(stdin)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+def ticket(eid: str, oid: int = 4242) -> dict[str, Any]:
+    """A ``ticket.created`` event with id ``eid``."""
+    return {"id": eid, "event": "ticket.created", "object": {"id": oid, "summary": "Printer on fire"}}
+
+
+def free_port() -> int:
+    """A port the kernel just handed out and released (for a config that must name one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The data rows of ``hookd deliveries`` (header dropped), split on whitespace."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines, out
+    assert lines[0].split()[:3] == ["ID", "WEBHOOK", "STATE"], lines[0]
+    return [line.split() for line in lines[1:]]
+
+
+async def test_send_file(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path) -> None:
+    """``hookd send FILE --url`` posts the file's events and prints the daemon's 202 answer."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps(ticket("cli-file")))
+    run = await hookd("send", str(events), "--url", d.url)
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == {"accepted": 1, "duplicates": 0, "items": 1, "ids": ["cli-file"]}
+    (got,) = await receiver.wait_for(1, "/a")
+    assert got.json()["event_id"] == "cli-file"
+    assert got.json()["object"] == {"id": 4242, "summary": "Printer on fire"}
+
+
+async def test_send_stdin(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+    """``hookd send - --url`` reads an array of events from stdin and prints their ids in order."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    run = await hookd("send", "-", "--url", d.url, stdin=json.dumps([ticket("in-1", 1), ticket("in-2", 2)]).encode())
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == {"accepted": 2, "duplicates": 0, "items": 2, "ids": ["in-1", "in-2"]}
+    got = await receiver.wait_for(2, "/a")
+    assert sorted(r.json()["event_id"] for r in got) == ["in-1", "in-2"]
+
+
+async def test_send_invalid_events_exits_1_with_the_details(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd send`` of invalid events exits 1 and prints the status, error code and each detail on stderr."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    run = await hookd("send", "-", "--url", d.url, stdin=b'{"event": "ticket.created", "objects": {}}')
+    assert run.code == 1
+    assert run.out == ""
+    assert "422" in run.err
+    assert "invalid_events" in run.err
+    assert "objects" in run.err
+    code, page = await d.request("GET", "/v1/webhooks/a/deliveries")
+    assert code == 200
+    assert page["deliveries"] == []
+    assert receiver.requests == []
+
+
+async def test_deliveries_table_filters_and_json(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd deliveries`` prints every webhook's deliveries as a table; ``--webhook`` and ``--state`` filter it and
+    ``--json`` prints the raw list."""
+    receiver.behave["/b"] = status(400)
+    hooks = [webhook("a", receiver.url + "/a"), webhook("b", receiver.url + "/b")]
+    d = await daemon_factory(make_config(webhooks=hooks))
+    code, _ = await d.send([ticket("d-1", 1), ticket("d-2", 2)])
+    assert code == 202
+    a_ids = {x["id"] for x in await d.wait_deliveries("a", 2, state="succeeded")}
+    b_ids = {x["id"] for x in await d.wait_deliveries("b", 2, state="failed")}
+
+    run = await hookd("deliveries", "--url", d.url)
+    assert run.code == 0, run.err
+    rows = {r[0]: r for r in table_rows(run.out)}
+    assert set(rows) == a_ids | b_ids
+    for did in a_ids:
+        assert rows[did][1:6] == ["a", "succeeded", "200", "1", "1"]
+        assert rows[did][-1] == "ticket.created"
+    for did in b_ids:
+        assert rows[did][1:6] == ["b", "failed", "400", "1", "1"]
+
+    run = await hookd("deliveries", "--url", d.url, "--webhook", "a", "--state", "succeeded")
+    assert run.code == 0, run.err
+    assert {r[0] for r in table_rows(run.out)} == a_ids
+    run = await hookd("deliveries", "--url", d.url, "--webhook", "b", "--state", "succeeded")
+    assert run.code == 0, run.err
+    assert table_rows(run.out) == []
+
+    run = await hookd("deliveries", "--url", d.url, "--json")
+    assert run.code == 0, run.err
+    listed = json.loads(run.out)
+    assert {x["id"] for x in listed} == a_ids | b_ids
+    outcomes = {(x["webhook_id"], x["state"], x["status_code"]) for x in listed}
+    assert outcomes == {("a", "succeeded", 200), ("b", "failed", 400)}
+    run = await hookd("deliveries", "--url", d.url, "--json", "--webhook", "b", "--state", "failed")
+    assert {x["id"] for x in json.loads(run.out)} == b_ids
+
+
+async def test_show_prints_the_whole_record(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd show ID`` prints the delivery's whole record as JSON, the same as the API's."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    await d.send(ticket("show-1"))
+    (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
+    run = await hookd("show", entry["id"], "--url", d.url)
+    assert run.code == 0, run.err
+    shown = json.loads(run.out)
+    code, api = await d.request("GET", f"/v1/deliveries/{entry['id']}")
+    assert code == 200
+    assert shown == api
+    assert shown["state"] == "succeeded"
+    assert [a["status_code"] for a in shown["attempts"]] == [200]
+    assert json.loads(shown["request"]["body"])["event_id"] == "show-1"
+
+
+async def test_resend_prints_the_new_delivery_id(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd resend ID`` prints the new delivery's id, and the receiver gets the same body and webhook-id again."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    await d.send(ticket("again"))
+    (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
+    run = await hookd("resend", entry["id"], "--url", d.url)
+    assert run.code == 0, run.err
+    new_id = run.out.strip()
+    assert run.out == new_id + "\n"
+    assert new_id
+    assert new_id != entry["id"]
+    first, second = await receiver.wait_for(2, "/a")
+    assert second.body == first.body
+    ids = [{k.lower(): v for k, v in r.headers.items()}["webhook-id"] for r in (first, second)]
+    assert ids[0] == ids[1]
+    code, rec = await d.request("GET", f"/v1/deliveries/{new_id}")
+    assert code == 200
+    assert rec["resend_of"] == entry["id"]
+
+
+async def test_secret_prints_a_standard_webhooks_secret() -> None:
+    """``hookd secret`` prints a fresh whsec_ secret that a Standard Webhooks library signs and verifies with."""
+    first, second = await hookd("secret"), await hookd("secret")
+    assert first.code == 0, first.err
+    assert second.code == 0, second.err
+    secret = first.out.strip()
+    assert first.out == secret + "\n"
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"))) >= 24
+    assert second.out.strip() != secret
+    wh = Webhook(secret)
+    now = datetime.now(UTC)
+    body = '{"event": "ticket.created"}'
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": wh.sign("msg_1", now, body),
+    }
+    assert wh.verify(body, headers) == {"event": "ticket.created"}
+
+
+async def test_show_unknown_delivery_exits_1(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd show nope`` exits 1 with the daemon's 404 on stderr and prints nothing on stdout."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    run = await hookd("show", "nope", "--url", d.url)
+    assert run.code == 1
+    assert run.out == ""
+    assert "404" in run.err
+    assert "nope" in run.err
+    assert "Traceback" not in run.err
+
+
+async def test_client_verbs_need_url_when_listen_uses_port_0(make_config: MakeConfig, receiver: Receiver) -> None:
+    """With a config whose listen uses port 0, the client verbs exit 1 and say to give --url."""
+    config = make_config(webhooks=[webhook("a", receiver.url + "/a")])
+    for args in (("deliveries",), ("show", "dlv_x"), ("resend", "dlv_x")):
+        run = await hookd(*args, "-c", str(config))
+        assert run.code == 1, args
+        assert "--url" in run.err
+        assert "port 0" in run.err
+        assert "Traceback" not in run.err
+        assert run.out == ""
+
+
+async def test_client_finds_daemon_from_config_listen_and_first_token(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path
+) -> None:
+    """Without --url the verbs use the config's listen and first token (via -c or HOOKD_CONFIG); a wrong --token is
+    refused."""
+    config = make_config(
+        webhooks=[webhook("a", receiver.url + "/a")],
+        server={"listen": f"127.0.0.1:{free_port()}", "tokens": ["tok-first", "tok-second"]},
+    )
+    config.chmod(0o600)
+    d = await daemon_factory(config)
+    auth = {"Authorization": "Bearer tok-second"}
+    events = tmp_path / "one.json"
+    events.write_text(json.dumps(ticket("via-config")))
+    run = await hookd("send", str(events), "-c", str(config))
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["ids"] == ["via-config"]
+    (entry,) = await d.wait_deliveries("a", 1, state="succeeded", headers=auth)
+
+    run = await hookd("deliveries", "--json", env={"HOOKD_CONFIG": str(config)})
+    assert run.code == 0, run.err
+    assert [x["id"] for x in json.loads(run.out)] == [entry["id"]]
+    run = await hookd("show", entry["id"], "-c", str(config))
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["id"] == entry["id"]
+
+    run = await hookd("deliveries", "-c", str(config), "--token", "wrong")
+    assert run.code == 1
+    assert "401" in run.err
+    run = await hookd("deliveries", "--url", d.url)
+    assert run.code == 1
+    assert "401" in run.err
+    run = await hookd("deliveries", "--url", d.url, env={"HOOKD_TOKEN": "tok-second"})
+    assert run.code == 0, run.err
+    assert [r[0] for r in table_rows(run.out)] == [entry["id"]]
+
+
+async def test_unreachable_daemon_exits_1() -> None:
+    """A client verb pointed at an address where nothing listens exits 1 saying it cannot reach hookd."""
+    run = await hookd("deliveries", "--url", f"http://127.0.0.1:{free_port()}")
+    assert run.code == 1
+    assert "cannot reach" in run.err
+    assert "Traceback" not in run.err

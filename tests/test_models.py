@@ -1,0 +1,291 @@
+"""Ingested-event validation and id generation (SPEC §3)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from hookd.models import IdFactory, Occurrence, format_timestamp, validate_events
+
+NOW = "2026-11-29T07:00:00.000Z"
+
+
+def event(**overrides: Any) -> dict[str, Any]:
+    """A valid event; ``None`` values drop the key."""
+    ev: dict[str, Any] = {
+        "event": "ticket.status_changed",
+        "object": {"id": 4242, "status": {"id": 9, "display": "Closed"}},
+    }
+    ev.update(overrides)
+    return {k: v for k, v in ev.items() if v is not None}
+
+
+def validate(data: Any, max_events: int = 1000) -> tuple[list[Occurrence], list[dict[str, Any]]]:
+    """validate_events with a fresh id factory and a fixed ingest time."""
+    return validate_events(data, IdFactory(), NOW, max_events)
+
+
+def only_error(data: Any) -> dict[str, Any]:
+    """The single error detail ``data`` produces."""
+    occs, errors = validate(data)
+    assert occs == []
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# -- shape of the body ----------------------------------------------------------------------
+
+
+def test_one_object() -> None:
+    """A single event object yields one occurrence carrying its fields."""
+    ev = event(id="evt_1", action={"id": 17, "note": "n"}, linked={"client": {"id": 1, "name": "Acme"}})
+    occs, errors = validate(ev)
+    assert errors == []
+    assert occs == [
+        Occurrence(
+            id="evt_1",
+            event="ticket.status_changed",
+            timestamp=NOW,
+            object={"id": 4242, "status": {"id": 9, "display": "Closed"}},
+            action={"id": 17, "note": "n"},
+            linked={"client": {"id": 1, "name": "Acme"}},
+            client_id=True,
+        )
+    ]
+
+
+def test_array_in_order() -> None:
+    """An array yields one occurrence per event, in request order."""
+    occs, errors = validate([event(id=f"e{i}", event=f"ticket.e{i}") for i in range(5)])
+    assert errors == []
+    assert [o.id for o in occs] == ["e0", "e1", "e2", "e3", "e4"]
+    assert [o.event for o in occs] == [f"ticket.e{i}" for i in range(5)]
+
+
+def test_empty_array_refused() -> None:
+    """An empty array is an error, not an accepted request of nothing."""
+    err = only_error([])
+    assert err["index"] is None
+    assert "empty" in err["message"]
+
+
+@pytest.mark.parametrize(("data", "kind"), [(5, "number"), ("x", "string"), (None, "null"), (True, "boolean")])
+def test_non_object_body_refused(data: Any, kind: str) -> None:
+    """A body that is neither an object nor an array is refused, naming what it got."""
+    err = only_error(data)
+    assert err["index"] is None
+    assert kind in err["message"]
+
+
+def test_non_object_array_element() -> None:
+    """An array element that is not an object is an error at its index."""
+    occs, errors = validate([event(), [1], event()])
+    assert occs == []
+    assert errors == [{"index": 1, "path": "", "message": "expected an object, got array"}]
+
+
+def test_error_details_have_index_path_message() -> None:
+    """Every detail has exactly index, path and message, one per problem, across events."""
+    occs, errors = validate([event(), event(objects={}, event="Bad"), event(object=None, id="")])
+    assert occs == []
+    assert all(set(e) == {"index", "path", "message"} for e in errors)
+    assert all(isinstance(e["message"], str) and e["message"] for e in errors)
+    assert sorted((e["index"], e["path"]) for e in errors) == [
+        (1, "event"), (1, "objects"), (2, "id"), (2, "object"),
+    ]  # fmt: skip
+
+
+def test_unknown_key_refused() -> None:
+    """A key outside the six (a typo such as `objects`) is refused with its name as path."""
+    err = only_error(event(objects={"id": 1}))
+    assert err == {"index": 0, "path": "objects", "message": "unknown key"}
+
+
+@pytest.mark.parametrize(("missing", "value"), [("event", None), ("object", None)])
+def test_required_keys(missing: str, value: Any) -> None:
+    """`event` and `object` are required."""
+    err = only_error(event(**{missing: value}))
+    assert err == {"index": 0, "path": missing, "message": "required"}
+
+
+@pytest.mark.parametrize("obj", [[], "x", 1, True])
+def test_object_must_be_object(obj: Any) -> None:
+    """`object` must be a JSON object."""
+    err = only_error(event(object=obj))
+    assert err["path"] == "object"
+    assert err["message"].startswith("expected an object")
+
+
+def test_action_and_linked_must_be_objects() -> None:
+    """`action` must be an object and `linked` an object of objects."""
+    assert only_error(event(action=[1]))["path"] == "action"
+    assert only_error(event(linked="x"))["path"] == "linked"
+    assert only_error(event(linked={"client": {"id": 1}, "site": 3}))["path"] == "linked.site"
+
+
+# -- event name -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ticket", "ticket.created", "ticket.status_changed", "a1.b_2.c", "action.added"])
+def test_event_name_accepted(name: str) -> None:
+    """Dotted lower-case names are accepted."""
+    occs, errors = validate(event(event=name))
+    assert errors == []
+    assert occs[0].event == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ticket.created", "ticket.Created", "ticket..created", ".ticket", "ticket.", "1ticket", "ticket.1x",
+     "ticket-created", "ticket created", "ticket.*", "", "_ticket", "tické"],
+)  # fmt: skip
+def test_event_name_refused(name: str) -> None:
+    """Names outside ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$ are refused at path `event`."""
+    err = only_error(event(event=name))
+    assert err["path"] == "event"
+    assert err["index"] == 0
+
+
+def test_event_name_must_be_string() -> None:
+    """A non-string event name is refused."""
+    err = only_error(event(event=5))
+    assert err["path"] == "event"
+    assert "string" in err["message"]
+
+
+# -- ids ------------------------------------------------------------------------------------
+
+
+def test_id_up_to_128_chars() -> None:
+    """An id of 128 characters is accepted and kept as the occurrence id."""
+    occs, errors = validate(event(id="x" * 128))
+    assert errors == []
+    assert occs[0].id == "x" * 128
+    assert occs[0].client_id is True
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "", 5, ["a"]])
+def test_id_refused(bad: Any) -> None:
+    """An id longer than 128 characters, empty, or not a string is refused."""
+    err = only_error(event(id=bad))
+    assert err["path"] == "id"
+
+
+def test_generated_ids_unique_and_marked() -> None:
+    """Events without an id get distinct generated ids and are not idempotency keys."""
+    occs, errors = validate([event(), event(), event()])
+    assert errors == []
+    assert len({o.id for o in occs}) == 3
+    assert all(o.id.startswith("evt_") for o in occs)
+    assert not any(o.client_id for o in occs)
+
+
+# -- occurred_at ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-11-29T07:00:00Z", "2026-11-29T07:00:00.000Z"),
+        ("2026-11-29T07:00:00.5Z", "2026-11-29T07:00:00.500Z"),
+        ("2026-11-29T07:00:00.123456Z", "2026-11-29T07:00:00.123Z"),
+        ("2026-11-29T07:00:00.999999Z", "2026-11-29T07:00:00.999Z"),
+        ("2026-11-29T08:30:00+01:30", "2026-11-29T07:00:00.000Z"),
+        ("2026-11-29T02:00:00.250-05:00", "2026-11-29T07:00:00.250Z"),
+        ("2026-11-29T00:30:00-07:00", "2026-11-29T07:30:00.000Z"),
+        ("2026-11-30T01:00:00+02:00", "2026-11-29T23:00:00.000Z"),
+        ("2026-11-29T07:00:00+00:00", "2026-11-29T07:00:00.000Z"),
+    ],
+)
+def test_occurred_at_normalised(given: str, stored: str) -> None:
+    """occurred_at (RFC 3339) is stored in UTC with milliseconds and a Z."""
+    occs, errors = validate(event(occurred_at=given))
+    assert errors == []
+    assert occs[0].timestamp == stored
+
+
+def test_occurred_at_defaults_to_ingest_time() -> None:
+    """Without occurred_at the timestamp is the ingest time given by the caller."""
+    occs, _ = validate(event())
+    assert occs[0].timestamp == NOW
+
+
+def test_naive_datetime_refused() -> None:
+    """A date-time without a UTC offset is refused, saying an offset is needed."""
+    err = only_error(event(occurred_at="2026-11-29T07:00:00"))
+    assert err["path"] == "occurred_at"
+    assert "UTC offset" in err["message"]
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01T00:00:00Z", "2026-11-29T25:00:00Z", "", 1764399600])
+def test_bad_occurred_at_refused(bad: Any) -> None:
+    """occurred_at that is not an RFC 3339 string is refused at its path."""
+    err = only_error(event(occurred_at=bad))
+    assert err["path"] == "occurred_at"
+
+
+def test_format_timestamp() -> None:
+    """Unix seconds format as UTC with milliseconds and a Z."""
+    assert format_timestamp(1_764_399_600.0) == "2025-11-29T07:00:00.000Z"
+    assert format_timestamp(1_764_399_600.25) == "2025-11-29T07:00:00.250Z"
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
+
+
+# -- all-or-nothing -------------------------------------------------------------------------
+
+
+def test_all_or_nothing() -> None:
+    """One bad event in an array means no occurrences at all, and only its error."""
+    batch = [event(id="a"), event(id="b"), event(id="c", event="Bad"), event(id="d")]
+    occs, errors = validate(batch)
+    assert occs == []
+    assert errors == [
+        {"index": 2, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"}
+    ]
+
+
+def test_max_events_guard() -> None:
+    """More events than max_events are refused as a whole."""
+    occs, errors = validate([event() for _ in range(3)], max_events=2)
+    assert occs == []
+    assert len(errors) == 1
+    assert "too many" in errors[0]["message"]
+    occs, errors = validate([event() for _ in range(2)], max_events=2)
+    assert len(occs) == 2
+    assert errors == []
+
+
+# -- IdFactory ------------------------------------------------------------------------------
+
+
+def test_uuid_shape() -> None:
+    """IdFactory.uuid() gives canonical version-4, RFC 4122-variant UUID text."""
+    ids = IdFactory()
+    for _ in range(100):
+        text = ids.uuid()
+        u = uuid.UUID(text)
+        assert u.version == 4
+        assert u.variant == uuid.RFC_4122
+        assert str(u) == text
+
+
+def test_uuid_unique_within_and_across_factories() -> None:
+    """uuid() and make() never repeat, within one factory or across factories (processes)."""
+    a, b = IdFactory(), IdFactory()
+    got = [a.uuid() for _ in range(20_000)] + [b.uuid() for _ in range(20_000)]
+    assert len(set(got)) == len(got)
+    made = [a.make("dlv") for _ in range(5000)] + [b.make("dlv") for _ in range(5000)]
+    assert len(set(made)) == len(made)
+    assert all(m.startswith("dlv_") for m in made)
+
+
+def test_uuid_past_counter_boundaries() -> None:
+    """UUIDs stay well-formed and distinct where the counter crosses into the fourth group."""
+    ids = IdFactory()
+    ids._n = (1 << 48) - 3
+    got = [ids.uuid() for _ in range(6)]
+    assert len(set(got)) == 6
+    for text in got:
+        assert uuid.UUID(text).version == 4

@@ -1,0 +1,376 @@
+"""The deliveries page (SPEC §8a): its static routes, and the page driven in headless
+Chromium against the real ``hookd run`` and a real receiver.
+
+The browser tests need Debian's ``chromium`` and ``chromium-driver`` packages and the
+``selenium`` package. Selenium is synchronous, so every call goes through
+``asyncio.to_thread`` and the event loop keeps serving the receiver meanwhile.
+Set ``HOOKD_UI_SCREENSHOT=docs/ui.png`` to save the failed delivery's page as a picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import Daemon, Receiver, status, webhook
+from selenium import webdriver
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+from yarl import URL
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TIMEOUT = 15.0
+# An element can be replaced by the page's refresh between finding and using it.
+FLAKY = (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    ElementNotInteractableException,
+    ElementClickInterceptedException,
+)
+
+StartDaemon = Callable[..., Awaitable[Daemon]]
+
+
+class Browser:
+    """A thin async face over one headless Chromium session."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+
+    async def open(self, url: str) -> None:
+        """Load ``url``."""
+        await asyncio.to_thread(self.driver.get, url)
+
+    async def until(self, check: Callable[[WebDriver], Any], message: str, timeout: float = TIMEOUT) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with ``message`` and the page's text."""
+
+        def run() -> Any:
+            wait = WebDriverWait(self.driver, timeout, poll_frequency=0.05, ignored_exceptions=FLAKY)
+            return wait.until(check, message)
+
+        try:
+            return await asyncio.to_thread(run)
+        except Exception as exc:
+            body = await asyncio.to_thread(lambda: self.driver.find_element(By.TAG_NAME, "body").text)
+            raise AssertionError(f"{message}\n--- page text ---\n{body}") from exc
+
+    async def text(self, css: str, contains: str = "") -> str:
+        """Wait for a visible element matching ``css`` whose text has ``contains``; return its text."""
+
+        def check(d: WebDriver) -> str | None:
+            for el in d.find_elements(By.CSS_SELECTOR, css):
+                if el.is_displayed() and contains in el.text:
+                    return str(el.text)
+            return None
+
+        return str(await self.until(check, f"no visible {css!r} with text {contains!r}"))
+
+    async def count(self, css: str, n: int) -> None:
+        """Wait until exactly ``n`` elements match ``css``."""
+        await self.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, css)) == n, f"want {n} of {css!r}")
+
+    async def click(self, css: str) -> None:
+        """Click the element matching ``css`` once it is there and clickable."""
+
+        def check(d: WebDriver) -> bool:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        await self.until(check, f"could not click {css!r}")
+
+    async def type(self, css: str, text: str) -> None:
+        """Clear the field matching ``css`` and type ``text``."""
+
+        def check(d: WebDriver) -> bool:
+            el = d.find_element(By.CSS_SELECTOR, css)
+            el.clear()
+            el.send_keys(text)
+            return True
+
+        await self.until(check, f"could not type into {css!r}")
+
+    async def attr(self, css: str, name: str) -> str | None:
+        """An attribute of the first element matching ``css``."""
+        return await asyncio.to_thread(lambda: self.driver.find_element(By.CSS_SELECTOR, css).get_attribute(name))
+
+    async def script(self, source: str) -> Any:
+        """Run JavaScript in the page."""
+        return await asyncio.to_thread(self.driver.execute_script, source)
+
+    async def screenshot(self, path: Path) -> None:
+        """Save the whole page, 1280 px wide, as a PNG."""
+
+        def shoot() -> None:
+            height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+            metrics = {"width": 1280, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.driver.save_screenshot(str(path))
+            finally:
+                self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+
+        await asyncio.to_thread(shoot)
+
+    def errors(self) -> list[str]:
+        """Console errors other than the browser's own notes on non-2xx answers."""
+        logs = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [
+            e["message"] for e in logs
+            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]
+        ]  # fmt: skip
+
+
+def _start_chromium(profile: Path) -> WebDriver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1280,900", f"--user-data-dir={profile}",
+    ):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    """Headless Chromium with a fresh profile; fails the test on a JavaScript error."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing)")
+    driver = await asyncio.to_thread(_start_chromium, tmp_path / "chromium-profile")
+    b = Browser(driver)
+    try:
+        yield b
+        errors = await asyncio.to_thread(b.errors)
+        assert not errors, errors
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+
+def failing_body() -> bytes:
+    """What the broken receiver answers: JSON, so the page pretty-prints it."""
+    return json.dumps({"error": "upstream_unavailable", "message": "receiver down: code 7", "retry": True}).encode()
+
+
+def ticket(n: int, event: str = "ticket.created", summary: str = "Printer on fire") -> dict[str, Any]:
+    """A realistic event."""
+    return {
+        "event": event,
+        "object": {"id": 4240 + n, "summary": summary, "status": {"id": 1, "display": "New"}, "priority": "P2"},
+    }
+
+
+# -- static routes ------------------------------------------------------------------------
+
+
+async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Callable[..., Path],
+                                             daemon_factory: StartDaemon) -> None:  # fmt: skip
+    """/ui redirects; assets carry their content types and no-cache, need no token, and no path leaves the folder."""
+    config = make_config([webhook("ok", receiver.url + "/ok")], server={"tokens": ["t0k"]})
+    daemon = await daemon_factory(config)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(daemon.url + "/ui", allow_redirects=False) as r:
+            assert r.status == 302
+            assert r.headers["Location"] == "/ui/"
+        want = {"/ui/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css"}
+        for path, ctype in want.items():
+            async with s.get(daemon.url + path) as r:
+                assert r.status == 200, path
+                assert r.content_type == ctype
+                assert r.charset == "utf-8"
+                assert r.headers["Cache-Control"] == "no-cache"
+                assert r.headers["X-Content-Type-Options"] == "nosniff"
+                etag = r.headers["ETag"]
+                body = await r.read()
+            async with s.get(daemon.url + path, headers={"If-None-Match": etag}) as r:
+                assert r.status == 304
+        assert b"app.js" in (await (await s.get(daemon.url + "/ui/index.html")).read())
+        # Nothing the page loads comes from outside the daemon.
+        assert b"http://" not in body
+        assert b"https://" not in body
+        for raw in ("/ui/__init__.py", "/ui/..%2f__init__.py", "/ui/%2e%2e/api.py", "/ui/..%2F..%2Fpyproject.toml",
+                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js"):  # fmt: skip
+            async with s.get(URL(daemon.url + raw, encoded=True)) as r:
+                assert r.status == 404, raw
+                assert b"import" not in await r.read()
+        async with s.get(daemon.url + "/v1/webhooks") as r:
+            assert r.status == 401  # the API still needs the token
+
+
+# -- the page in a browser -----------------------------------------------------------------
+
+
+async def test_failed_delivery_detail_and_resend(receiver: Receiver, make_config: Callable[..., Path],
+                                                 daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """An operator finds a failed delivery, reads the receiver's answer, and resends it once the receiver is fixed."""
+    receiver.behave["/billing"] = status(500, failing_body(), {"Content-Type": "application/json"})
+    config = make_config(
+        [
+            webhook("servicedesk", receiver.url + "/sd", name="Service desk sync"),
+            webhook("billing", receiver.url + "/billing", name="Billing export",
+                    events=[{"id": "new_ticket", "on": "ticket.created"}],
+                    batching="same_event_type", batch_wait_seconds=0.2, secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    headers={"X-Source": "hookd"}),
+        ],
+        delivery={"retry_schedule": []},
+    )  # fmt: skip
+    daemon = await daemon_factory(config)
+    code, _ = await daemon.send([ticket(1), ticket(2, summary="VPN drops every hour")])
+    assert code == 202
+    [failed] = await daemon.wait_deliveries("billing", 1, state="failed")
+    await daemon.wait_deliveries("servicedesk", 2, state="succeeded")
+
+    await browser.open(daemon.url + "/ui/")
+    await browser.text('tr[data-webhook="servicedesk"]', "Service desk sync")
+    await browser.text('tr[data-webhook="billing"]', "Billing export")
+    await browser.text('tr[data-webhook="billing"] [data-count="failed"]', "1")
+
+    await browser.click('tr[data-webhook="billing"] a.hook-name')
+    row = f'tr[data-delivery="{failed["id"]}"]'
+    assert "Failed" in await browser.text(f'{row}[data-state="failed"]', "500")
+    assert (await browser.script("return location.hash")) == "#/webhooks/billing"
+
+    await browser.click(f"{row} a")
+    await browser.text("#delivery-id", failed["id"])
+    assert (await browser.script("return location.hash")) == f"#/deliveries/{failed['id']}"
+    assert "receiver down: code 7" in await browser.text('pre[data-key="res-body"]', "receiver down: code 7")
+    await browser.text('.attempt[data-attempt="1"]', "500")
+    await browser.count("ul.items li", 2)  # the batch's two items
+    await browser.text('pre[data-key="req-body"]', '"summary": "VPN drops every hour"')  # pretty-printed
+    if shot := os.environ.get("HOOKD_UI_SCREENSHOT"):
+        await browser.screenshot(Path(shot))
+
+    receiver.behave.pop("/billing")
+    await browser.click("#resend")
+    await receiver.wait_for(2, "/billing")
+    new_id = await browser.until(
+        lambda d: (h := d.execute_script("return location.hash")) != f"#/deliveries/{failed['id']}" and h,
+        "the page did not move to the new delivery",
+    )
+    new_id = new_id.removeprefix("#/deliveries/")
+    await browser.text("#delivery-id", new_id)
+    await browser.text('section.delivery[data-state="succeeded"] .badge', "Succeeded")
+    await browser.text(f'[data-resend-of="{failed["id"]}"]', failed["id"])
+    code, record = await daemon.request("GET", f"/v1/deliveries/{new_id}")
+    assert code == 200
+    assert record["resend_of"] == failed["id"]
+    assert record["state"] == "succeeded"
+
+
+async def test_lightweight_logs_disable_resend(receiver: Receiver, make_config: Callable[..., Path],
+                                               daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """Under lightweight logs the Resend button is disabled and the page says why."""
+    config = make_config([webhook("audit", receiver.url + "/audit", lightweight_logs=True)],
+                         delivery={"retry_schedule": []})  # fmt: skip
+    daemon = await daemon_factory(config)
+    await daemon.send(ticket(1))
+    [d] = await daemon.wait_deliveries("audit", 1, state="succeeded")
+
+    await browser.open(f"{daemon.url}/ui/#/deliveries/{d['id']}")
+    await browser.text("#delivery-id", d["id"])
+    await browser.text("#resend-reason", "lightweight logs")
+    assert await browser.attr("#resend", "disabled") is not None
+    await browser.text('.attempt[data-attempt="1"]', "200")
+    await browser.text("details[data-key='request']", "Not kept")
+
+
+async def test_token_prompt(receiver: Receiver, make_config: Callable[..., Path],
+                            daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """With server.tokens the page asks for a token, says when it is refused, and keeps it for the tab."""
+    config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")], server={"tokens": ["t0k"]})
+    daemon = await daemon_factory(config)
+
+    await browser.open(daemon.url + "/ui/")
+    await browser.text("#token-dialog", "API token needed")
+    await browser.type("#token-input", "wrong")
+    await browser.click("#token-submit")
+    await browser.text("#token-error", "refused")
+    await browser.type("#token-input", "t0k")
+    await browser.click("#token-submit")
+    await browser.text('tr[data-webhook="ok"]', "Service desk sync")
+    assert await browser.script("return sessionStorage.getItem('hookd.token')") == "t0k"
+
+    await asyncio.to_thread(browser.driver.refresh)  # asked once: a reload does not ask again
+    await browser.text('tr[data-webhook="ok"]', "Service desk sync")
+    assert not await browser.script("return document.getElementById('token-dialog').open")
+
+
+async def test_deliveries_filter_and_paging(receiver: Receiver, make_config: Callable[..., Path],
+                                            daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """A webhook's deliveries are filtered by state and paged 50 at a time, newest first."""
+
+    async def every_other(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=500 if n % 2 else 200, text="odd one out" if n % 2 else "ok")
+
+    receiver.behave["/mixed"] = every_other
+    config = make_config([webhook("mixed", receiver.url + "/mixed")], delivery={"retry_schedule": []})
+    daemon = await daemon_factory(config)
+    await daemon.send([ticket(i) for i in range(51)])
+    await daemon.wait_deliveries("mixed", 26, state="failed")
+    await daemon.wait_deliveries("mixed", 25, state="succeeded")
+    every = await daemon.wait_deliveries("mixed", 51)
+
+    await browser.open(f"{daemon.url}/ui/#/webhooks/mixed")
+    await browser.count("tr[data-delivery]", 50)
+    assert await browser.attr("tr[data-delivery]", "data-delivery") == every[0]["id"]  # newest first
+    await browser.click('[data-action="older"]')
+    await browser.count("tr[data-delivery]", 1)
+    await browser.text(f'tr[data-delivery="{every[-1]["id"]}"]')
+    await browser.click('[data-action="newer"]')
+    await browser.count("tr[data-delivery]", 50)
+
+    await browser.click('a[data-filter="failed"]')
+    await browser.count("tr[data-delivery]", 26)
+    states = await browser.script(
+        "return [...document.querySelectorAll('tr[data-delivery]')].map(r => r.dataset.state)"
+    )
+    assert set(states) == {"failed"}
+    assert "state=failed" in await browser.script("return location.hash")
+    await browser.count('[data-action="older"]', 0)  # one page: no pager
+
+
+async def test_overview_refreshes_and_enables(receiver: Receiver, make_config: Callable[..., Path],
+                                              daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """The overview updates by itself, and an auto-disabled webhook is enabled with its button."""
+    receiver.behave["/flaky"] = status(503, b"maintenance")
+    config = make_config(
+        [webhook("ok", receiver.url + "/ok"), webhook("flaky", receiver.url + "/flaky", auto_disable_after=1)],
+        delivery={"retry_schedule": []},
+    )
+    daemon = await daemon_factory(config)
+    await daemon.send(ticket(1))
+    await daemon.wait_deliveries("ok", 1, state="succeeded")
+    await daemon.wait_deliveries("flaky", 1, state="failed")
+
+    await browser.open(daemon.url + "/ui/")
+    await browser.text('tr[data-webhook="ok"] [data-count="succeeded"]', "1")
+    await browser.text('tr[data-webhook="flaky"] [data-enabled="false"]', "Disabled · auto")
+    await browser.text('tr[data-webhook="flaky"]', "503")
+
+    await daemon.send(ticket(2))  # no reload: the page polls
+    await browser.text('tr[data-webhook="ok"] [data-count="succeeded"]', "2")
+
+    receiver.behave.pop("/flaky")
+    await browser.click('tr[data-webhook="flaky"] [data-action="enable"]')
+    await browser.text('tr[data-webhook="flaky"] [data-enabled="true"]', "Enabled")
+    await receiver.wait_for(2, "/flaky")  # the item kept while disabled goes out
+    await browser.text('tr[data-webhook="flaky"] [data-count="succeeded"]', "1")
