@@ -8,11 +8,11 @@ import asyncio
 import contextlib
 import json
 import os
-from signal import SIGTERM
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from signal import SIGTERM
 from typing import Any
 
 import aiohttp
@@ -205,7 +205,8 @@ class Daemon:
         self.port = started["port"]
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             text = line.decode().rstrip("\n")
             self.raw.append(text)
@@ -236,7 +237,8 @@ class Daemon:
         return hits[count - 1]
 
     def _exited(self) -> bool:
-        return self.proc is not None and self.proc.returncode is not None and self._reader is not None and self._reader.done()
+        proc, reader = self.proc, self._reader
+        return proc is not None and proc.returncode is not None and reader is not None and reader.done()
 
     async def signal(self, sig: int) -> None:
         """Send a signal."""
