@@ -33,6 +33,15 @@ FAST = settings(
 
 # -- strategies: JSON and event-shaped values ---------------------------------------------
 
+
+def deep(levels: int) -> dict[str, Any]:
+    """An object nested ``levels`` deep."""
+    out: dict[str, Any] = {"leaf": True}
+    for _ in range(levels):
+        out = {"a": out}
+    return out
+
+
 TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT
 JSON = st.recursive(
@@ -43,6 +52,12 @@ TIMESTAMPS = (
     st.datetimes(timezones=st.builds(timezone, OFFSETS)).map(datetime.isoformat)
     | st.datetimes().map(lambda d: d.isoformat() + "Z")
     | st.datetimes().map(datetime.isoformat)
+    # The ends of the calendar, where a zone offset can push the UTC time out of range.
+    | st.builds(
+        lambda d, off: d.replace(tzinfo=timezone(off)).isoformat(),
+        st.sampled_from([datetime.min, datetime.max]),
+        OFFSETS,
+    )
     | TEXT
     | JSON
 )
@@ -56,7 +71,8 @@ SELECT = st.fixed_dictionaries(
     {"id": st.integers(0, 20) | TEXT, "display": st.sampled_from(["Closed", "Open", "P1", "P2"]) | TEXT}
 )
 FIELD_NAMES = st.sampled_from(["id", "status", "priority", "summary", "tags", "name"]) | TEXT
-OBJECTS = st.dictionaries(FIELD_NAMES, JSON | SELECT, max_size=6)
+# Deep nesting sits around the JSON encoder's 254-level limit.
+OBJECTS = st.dictionaries(FIELD_NAMES, JSON | SELECT, max_size=6) | st.integers(240, 300).map(deep)
 EVENTS = st.fixed_dictionaries(
     {},
     optional={
@@ -72,14 +88,6 @@ EVENTS = st.fixed_dictionaries(
 CONTENT_TYPES = st.sampled_from(
     ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded"]
 )
-
-
-def deep(levels: int) -> dict[str, Any]:
-    """An object nested ``levels`` deep."""
-    out: dict[str, Any] = {"leaf": True}
-    for _ in range(levels):
-        out = {"a": out}
-    return out
 
 
 # -- the in-process App ---------------------------------------------------------------------
@@ -209,39 +217,48 @@ async def test_ingest_survives_event_shaped_garbage(tmp_path: Path, receiver: Re
         await drive(base, examples)
 
 
-EDGE_EVENTS = {
-    "year-1-east-of-utc": {"event": "ticket.created", "object": {"id": 1}, "occurred_at": "0001-01-01T00:00:00+01:00"},
-    "year-9999-west-of-utc": {
-        "event": "ticket.created",
-        "object": {"id": 1},
-        "occurred_at": "9999-12-31T23:59:59-01:00",
-    },
-    "object-nested-300-deep": {"event": "ticket.created", "object": deep(300)},
-    "action-nested-300-deep": {"event": "action.added", "object": {"id": 1}, "action": deep(300)},
-    "integer-beyond-64-bits": {"event": "ticket.created", "object": {"id": 2**64}},
-    "event-name-10k": {"event": "a" * 10_000, "object": {}},
-    "id-129-chars": {"id": "x" * 129, "event": "ticket.created", "object": {}},
-    "empty-array": [],
-    "null": None,
-    "too-many-events": [{"event": "ticket.created", "object": {}}] * 21,
+# name → (body, the detail path a 422 must name; None where another answer is expected)
+EDGE_EVENTS: dict[str, tuple[Any, str | None]] = {
+    "year-1-east-of-utc": (
+        {"event": "ticket.created", "object": {"id": 1}, "occurred_at": "0001-01-01T00:00:00+01:00"},
+        "occurred_at",
+    ),
+    "year-9999-west-of-utc": (
+        {"event": "ticket.created", "object": {"id": 1}, "occurred_at": "9999-12-31T23:59:59-01:00"},
+        "occurred_at",
+    ),
+    "object-nested-300-deep": ({"event": "ticket.created", "object": deep(300)}, "object"),
+    "action-nested-300-deep": ({"event": "action.added", "object": {"id": 1}, "action": deep(300)}, "action"),
+    "linked-nested-300-deep": ({"event": "action.added", "object": {"id": 1}, "linked": {"c": deep(300)}}, "linked.c"),
+    "integer-beyond-64-bits": ({"event": "ticket.created", "object": {"id": 2**64}}, None),
+    "event-name-10k": ({"event": "a" * 10_000, "object": {}}, "event"),
+    "id-129-chars": ({"id": "x" * 129, "event": "ticket.created", "object": {}}, "id"),
+    "empty-array": ([], None),
+    "null": (None, None),
+    "too-many-events": ([{"event": "ticket.created", "object": {}}] * 21, None),
 }
 
 
 async def test_ingest_edge_values_never_get_a_5xx(tmp_path: Path, receiver: Receiver) -> None:
-    """Boundary values (dates at the ends of the calendar, deep nesting, huge numbers) get a 202 or a documented 4xx."""
+    """Boundary values (calendar ends, deep nesting, huge numbers) get a 202 or a 4xx naming the bad field."""
     failures = []
     async with running_app(tmp_path, receiver) as base, aiohttp.ClientSession() as session:
-        for name, value in EDGE_EVENTS.items():
+        for name, (value, path) in EDGE_EVENTS.items():
             async with session.post(base + "/v1/events", data=json.dumps(value).encode(),
                                     headers={"Content-Type": "application/json"}) as r:  # fmt: skip
                 status, raw = r.status, await r.read()
             try:
                 check_answer(status, raw, value)
+                if status == 422 and path is not None:
+                    details = json.loads(raw)["error"]["details"]
+                    # The detail names the offending field (or, for linked, the entry in it).
+                    assert len(details) == 1
+                    assert path == details[0]["path"] or path.startswith(details[0]["path"] + ".")
             except (AssertionError, ValueError) as exc:
-                failures.append(f"{name}: {status} {raw[:120]!r} ({exc.__class__.__name__})")
+                failures.append(f"{name}: {status} {raw[:160]!r} ({exc.__class__.__name__})")
         async with session.get(base + "/healthz") as r:
             assert r.status == 200
-    assert failures == []
+    assert not failures, "\n".join(failures)
 
 
 # -- the config parser ------------------------------------------------------------------------

@@ -50,7 +50,7 @@ StartDaemon = Callable[..., Awaitable[Daemon]]
 class Browser:
     """A thin async face over one headless Chromium session."""
 
-    def __init__(self, driver: WebDriver) -> None:
+    def __init__(self, driver: webdriver.Chrome) -> None:
         self.driver = driver
 
     async def open(self, url: str) -> None:
@@ -119,12 +119,12 @@ class Browser:
         def shoot() -> None:
             height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
             metrics = {"width": 1280, "height": height, "deviceScaleFactor": 1, "mobile": False}
-            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.driver.save_screenshot(str(path))
             finally:
-                self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+                self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
         await asyncio.to_thread(shoot)
 
@@ -137,7 +137,7 @@ class Browser:
         ]  # fmt: skip
 
 
-def _start_chromium(profile: Path) -> WebDriver:
+def _start_chromium(profile: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in (
