@@ -44,7 +44,7 @@ class NotifySocket:
 async def test_sd_notify_ready_watchdog_reloading_stopping(
     tmp_path: Path, receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
 ) -> None:
-    """Under a notify socket hookd reports READY, pings WATCHDOG, wraps a reload in RELOADING/READY and says STOPPING."""
+    """Under a notify socket hookd says READY, pings WATCHDOG, wraps a reload in RELOADING/READY, says STOPPING."""
     notify = NotifySocket(tmp_path / "notify.sock")
     try:
         config = make_config([webhook("a", receiver.url + "/a")])
