@@ -127,6 +127,53 @@
     return `${(n / 1024 / 1024).toFixed(1)} MB`;
   }
 
+  /**
+   * JSON re-indented by two spaces as [class, text] pieces, or null when ``text`` is not JSON.
+   * The original tokens are kept as they are (no JSON.parse round trip), so a large integer
+   * id or an escaped character reads exactly as it was sent.
+   */
+  function prettyJson(text) {
+    try {
+      JSON.parse(text);
+    } catch {
+      return null;
+    }
+    const tokens = text.match(/"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|[{}[\],:]/g) || [];
+    const out = [];
+    let depth = 0;
+    const newline = () => out.push([null, `\n${"  ".repeat(depth)}`]);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (t === "{" || t === "[") {
+        if (tokens[i + 1] === (t === "{" ? "}" : "]")) {
+          out.push([null, t + tokens[++i]]);
+        } else {
+          out.push([null, t]);
+          depth++;
+          newline();
+        }
+      } else if (t === "}" || t === "]") {
+        depth--;
+        newline();
+        out.push([null, t]);
+      } else if (t === ",") {
+        out.push([null, ","]);
+        newline();
+      } else if (t === ":") {
+        out.push([null, ": "]);
+      } else if (t[0] === '"') {
+        out.push([tokens[i + 1] === ":" ? "j-key" : "j-str", t]);
+      } else if (t === "true" || t === "false") {
+        out.push(["j-bool", t]);
+      } else if (t === "null") {
+        out.push(["j-null", t]);
+      } else {
+        out.push(["j-num", t]);
+      }
+    }
+    return out;
+  }
+
   /** A titled body: JSON pretty-printed and lightly highlighted, anything else shown as it came. */
   function bodyBlock(title, text, key, emptyText) {
     const heading = title ? h("h3", {}, title) : null;
@@ -134,29 +181,12 @@
       return h("div", { class: "body-wrap" }, h("div", { class: "body-bar" }, heading),
         h("p", { class: "muted empty-body" }, emptyText || "Empty body"));
     }
-    let pretty = null;
-    try {
-      pretty = JSON.stringify(JSON.parse(text), null, 2);
-    } catch {
-      pretty = null;
-    }
+    const pretty = prettyJson(text);
     const pre = h("pre", { class: "body", "data-key": key, tabindex: "0" });
     if (pretty === null) {
       pre.append(text);
     } else {
-      const re = /("(?:\\u[\da-fA-F]{4}|\\[^u]|[^\\"])*")(\s*:)?|\b(?:true|false)\b|\bnull\b|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
-      let last = 0;
-      for (const m of pretty.matchAll(re)) {
-        pre.append(pretty.slice(last, m.index));
-        let cls = "j-num";
-        if (m[1]) cls = m[2] ? "j-key" : "j-str";
-        else if (m[0] === "true" || m[0] === "false") cls = "j-bool";
-        else if (m[0] === "null") cls = "j-null";
-        pre.append(h("span", { class: cls }, m[1] || m[0]));
-        if (m[2]) pre.append(m[2]);
-        last = m.index + m[0].length;
-      }
-      pre.append(pretty.slice(last));
+      for (const [cls, part] of pretty) pre.append(cls ? h("span", { class: cls }, part) : part);
     }
     const copy = h("button", {
       type: "button", class: "btn btn-small btn-quiet copy", title: "Copy the body as it was sent",
