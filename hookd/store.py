@@ -143,6 +143,24 @@ class Outcome:
 
 
 @dataclass(slots=True)
+class _Outcomes:
+    """Attempt rows and delivery updates written together."""
+
+    attempts: list[tuple[Any, ...]]
+    updates: list[tuple[Any, ...]]
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)", self.attempts)
+        conn.executemany(
+            "UPDATE deliveries SET state=?, next_at=?, attempts=?, status_code=?, error=?,"
+            " duration_ms=?, finished_at=?, request=coalesce(?, request),"
+            " response=coalesce(?, response),"
+            " body=CASE WHEN ? THEN NULL ELSE body END WHERE seq=?",
+            self.updates,
+        )
+
+
+@dataclass(slots=True)
 class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any] | None
@@ -366,17 +384,14 @@ class Store:
             1 if (final and o.lightweight) else 0, d.seq,
         )  # fmt: skip
 
-        def apply(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)", attempt)
-            conn.execute(
-                "UPDATE deliveries SET state=?, next_at=?, attempts=?, status_code=?, error=?,"
-                " duration_ms=?, finished_at=?, request=coalesce(?, request),"
-                " response=coalesce(?, response),"
-                " body=CASE WHEN ? THEN NULL ELSE body END WHERE seq=?",
-                update,
-            )
-
-        self.submit(apply)
+        # Outcomes queued back to back share one executemany. Only the queue's tail is
+        # joined: an outcome must never be applied ahead of its delivery's insert.
+        tail = self._ops[-1] if self._ops else None
+        if tail is not None and isinstance(tail.fn, _Outcomes):
+            tail.fn.attempts.append(attempt)
+            tail.fn.updates.append(update)
+        else:
+            self.submit(_Outcomes([attempt], [update]))
 
     def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
         """Persist a webhook's auto-disable state and failure streak."""

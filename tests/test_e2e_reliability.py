@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +163,23 @@ async def test_retry_after_is_honoured_up_to_the_schedules_largest_delay(
     receiver.behave["/plain"] = stamped(plain, fail_first(1, 429))
     receiver.behave["/asked"] = stamped(asked, fail_first(1, 429, {"Retry-After": "1"}))
     receiver.behave["/capped"] = stamped(capped, fail_first(1, 503, {"Retry-After": "30"}))
+    dated: list[float] = []
+
+    async def date_two_seconds_ahead(request: web.Request, n: int) -> web.StreamResponse:
+        if n == 1:
+            # An HTTP date has whole seconds: this asks for a wait in (1, 2] s, capped at 1.5 s.
+            return web.Response(status=503, headers={"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+        return web.json_response({"ok": True})
+
+    receiver.behave["/dated"] = stamped(dated, date_two_seconds_ahead)
     d = await daemon_factory(
         make_config(
-            [webhook(p, receiver.url + "/" + p) for p in ("plain", "asked", "capped")],
+            [webhook(p, receiver.url + "/" + p) for p in ("plain", "asked", "capped", "dated")],
             delivery={"retry_schedule": [0.05, 1.5]},
         )
     )
     await accept(d, [ev(1)])
-    for wid in ("plain", "asked", "capped"):
+    for wid in ("plain", "asked", "capped", "dated"):
         await d.wait_deliveries(wid, 1, state="succeeded")
     # No Retry-After: the schedule's first delay.
     assert plain[1] - plain[0] < 0.5
@@ -177,6 +187,8 @@ async def test_retry_after_is_honoured_up_to_the_schedules_largest_delay(
     assert 0.95 <= asked[1] - asked[0] < 1.4
     # Retry-After: 30 is capped at the schedule's largest delay, 1.5 s.
     assert 1.45 <= capped[1] - capped[0] < 2.5
+    # Retry-After as an HTTP date counts from now, within the same cap.
+    assert 0.9 <= dated[1] - dated[0] < 2.0
 
 
 async def test_redirect_is_a_failure_and_not_followed(
@@ -195,6 +207,34 @@ async def test_redirect_is_a_failure_and_not_followed(
     # failed record is proof enough that nothing went to the Location.
     assert receiver.at("/elsewhere") == []
     assert len(receiver.at("/a")) == 1
+
+
+async def test_spooled_retry_survives_kill_9(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+) -> None:
+    """A retry waiting in the spool survives SIGKILL and is attempted at its due time after the restart."""
+    times: list[float] = []
+    receiver.behave["/a"] = stamped(times, fail_first(1, 503))
+    config = make_config(
+        [webhook("a", receiver.url + "/a")],
+        delivery={"retry_schedule": [1.0]},
+        batching={"spool_after_seconds": 0.2},
+    )
+    d = await daemon_factory(config)
+    await accept(d, [ev(1)])
+    # The API reads the store: once it says "retrying", the due time is committed.
+    (waiting,) = await d.wait_deliveries("a", 1, state="retrying")
+    assert await d.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    d2 = await daemon_factory(config)
+    assert (await d2.wait_line("started"))["pending_deliveries"] == 1
+    await receiver.wait_for(2, "/a")
+    assert 1.0 - 0.05 <= times[1] - times[0] < 2.0
+    (done,) = await d2.wait_deliveries("a", 1, state="succeeded")
+    assert done["id"] == waiting["id"]
+    rec = await record(d2, done["id"])
+    assert [(a["n"], a["status_code"]) for a in rec["attempts"]] == [(1, 503), (2, 200)]
+    assert len(receiver.at("/a")) == 2
 
 
 # -- crashes and slow receivers ---------------------------------------------------------
@@ -319,6 +359,31 @@ async def test_auto_disable_keeps_items_until_enabled_across_a_restart(
     assert (state["enabled"], state["disabled_reason"]) == (True, None)
 
 
+async def test_auto_disable_counts_only_consecutive_failures(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+) -> None:
+    """A success between failures resets the streak, so only auto_disable_after failures in a row disable."""
+    answers = iter([500, 200, 500, 500])
+
+    async def scripted(request: web.Request, n: int) -> web.StreamResponse:
+        return web.Response(status=next(answers))
+
+    receiver.behave["/a"] = scripted
+    d = await daemon_factory(
+        make_config([webhook("a", receiver.url + "/a", auto_disable_after=2)], delivery={"retry_schedule": []})
+    )
+    for n in (1, 2, 3):  # one at a time, so the streak follows the script's order
+        await accept(d, [ev(n)])
+        await d.wait_line("attempt", count=n)
+    state = await webhook_state(d, "a")
+    assert (state["enabled"], state["consecutive_failures"]) == (True, 1)
+
+    await accept(d, [ev(4)])
+    await d.wait_line("webhook_auto_disabled")
+    state = await webhook_state(d, "a")
+    assert (state["enabled"], state["disabled_reason"], state["consecutive_failures"]) == (False, "auto", 2)
+
+
 # -- reload -----------------------------------------------------------------------------
 
 
@@ -377,6 +442,39 @@ async def test_webhook_removed_and_readded_within_its_window_sends_each_item_onc
     assert carried([got]) == ["e1", "e2"]
     (summary,) = await d.wait_deliveries("c", 1, state="succeeded")
     assert summary["items"] == 2
+
+
+async def test_reload_during_an_inflight_attempt_keeps_an_ordered_lane_moving(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+) -> None:
+    """A reload while an ordered webhook's attempt is in flight does not stall the deliveries queued behind it."""
+    gate = asyncio.Event()
+
+    async def slow_first(request: web.Request, n: int) -> web.StreamResponse:
+        if n == 1:
+            await gate.wait()
+        return web.json_response({"ok": True})
+
+    receiver.behave["/a"] = slow_first
+    a_hook = webhook("a", receiver.url + "/a", ordered=True)
+    config = make_config([a_hook])
+    d = await daemon_factory(config)
+    await accept(d, [ev(1), ev(2), ev(3)])
+    await receiver.wait_for(1, "/a")
+
+    write_config(config, [a_hook, webhook("b", receiver.url + "/b")])
+    await d.signal(signal.SIGHUP)
+    await d.wait_line("reloaded")
+    gate.set()
+    got = await receiver.wait_for(3, "/a", timeout=5)
+    assert carried(got) == ["e1", "e2", "e3"]
+    await d.wait_deliveries("a", 3, state="succeeded")
+    # Events after the reload go out too, and nothing queued before it goes twice.
+    await accept(d, [ev(4)])
+    await until(lambda: len(receiver.at("/a")) >= 4, "e4, sent after the reload, to arrive", timeout=5)
+    assert carried(receiver.at("/a")) == ["e1", "e2", "e3", "e4"]
+    await d.wait_deliveries("a", 4, state="succeeded")
+    assert len(receiver.at("/a")) == 4
 
 
 async def test_sighup_with_an_invalid_file_keeps_the_old_config(
