@@ -182,6 +182,10 @@ class App:
             log.error("reload_failed", errors=exc.problems, path=str(self.config_path))
             self.notifier.ready(self._status())
             return False
+        except Exception as exc:  # whatever the file holds, the running config stays
+            log.error("reload_failed", errors=[repr(exc)], path=str(self.config_path))
+            self.notifier.ready(self._status())
+            return False
         old = self.config
         if new.server.listen != old.server.listen or new.storage != old.storage:
             log.warning("reload_needs_restart", keys=["server.listen", "storage"])

@@ -101,7 +101,16 @@ class Batcher:
 
     def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
         """Take the batching settings of a (re)loaded config."""
+        webhooks = list(webhooks)
         self._spool_after = spool_after
+        # A removed webhook's open batches leave memory; their items wait in the store
+        # and restore() brings them back if the webhook returns.
+        present = {w.id for w in webhooks}
+        for k in [k for k in self.open if k[0] not in present]:
+            b = self.open.pop(k)
+            if b.timer is not None:
+                b.timer.cancel()
+            log.warning("orphaned_batch", webhook=b.webhook_id, key=b.key, items=b.count)
         self._policies = {
             w.id: Policy(w.batch_wait_seconds, w.max_items_per_batch,
                          w.batch_wait_seconds > spool_after, w.lightweight_logs)

@@ -203,7 +203,7 @@ class Condition(_Model):
                 raise ValueError("op 'matches' needs a string value (a regular expression)")
             try:
                 re.compile(self.value)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         if self.op == "starts_with" and not isinstance(self.value, str):
             raise ValueError("op 'starts_with' needs a string value")
@@ -393,11 +393,15 @@ class Config(_Model):
             raise ConfigError(path, [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+        except RecursionError:
+            raise ConfigError(path, ["invalid TOML: nested too deeply"]) from None
         token = _base_dir.set(path.resolve().parent)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(path, format_errors(exc)) from None
+        except RecursionError:
+            raise ConfigError(path, ["a value is nested too deeply"]) from None
         finally:
             _base_dir.reset(token)
 

@@ -42,11 +42,13 @@ class Lane:
     lightweight: bool
     auto_disable_after: int
     paused: bool = False  # auto-disabled
+    removed: bool = False  # no longer configured; in-flight attempts may still settle on it
     failures: int = 0  # consecutive failed deliveries
     inflight: int = 0
     ready: deque[Delivery] = field(default_factory=deque)
     heap: list[tuple[int, Delivery]] = field(default_factory=list)  # ordered lanes
     holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
+    timers: dict[int, Timer] = field(default_factory=dict)  # delivery seq → retry timer
 
     def push(self, d: Delivery) -> None:
         """Queue a delivery; ordered lanes keep ingest (sequence) order."""
@@ -87,6 +89,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[int, Timer] = {}
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
+        self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         self.active: dict[str, Delivery] = {}  # delivery id → delivery, in an attempt now
         self._stopping = False
         self._settings: Any = None
@@ -103,37 +106,48 @@ class Dispatcher:
         wanted = {w.id: w for w in config.webhooks}
         for wid in list(self.lanes):
             if wid not in wanted:
-                lane = self.lanes.pop(wid)
-                log.warning("webhook_removed", webhook=wid, orphaned=lane.waiting())
+                self._remove(self.lanes.pop(wid))
         for w in config.webhooks:
-            old = self.lanes.get(w.id)
-            lane = self._lane(w, config)
-            if old is None:
-                state = self._store.counters.webhook_state.get(w.id, (False, 0))
-                lane.paused, lane.failures = state
+            lane = self.lanes.get(w.id)
+            if lane is None:
+                lane = Lane(w.id, RequestShape(w), 1, False, False, 0)
+                lane.paused, lane.failures = self._store.counters.webhook_state.get(w.id, (False, 0))
+                self.lanes[w.id] = lane
                 added.append(w.id)
-            else:
-                lane.paused, lane.failures, lane.inflight = old.paused, old.failures, old.inflight
-                lane.holding = old.holding
-                for _, d in old.heap:
-                    lane.push(d)
-                for d in old.ready:
-                    lane.push(d)
-            self.lanes[w.id] = lane
-        for lane in self.lanes.values():
+            # Updated in place: attempts in flight hold this object and settle on it.
+            self._apply(lane, w, config)
+        for lane in list(self.lanes.values()):
             self._pump(lane)
         return added
 
-    def _lane(self, w: Webhook, config: Config) -> Lane:
+    def _apply(self, lane: Lane, w: Webhook, config: Config) -> None:
         limit = w.per_webhook_concurrency or config.delivery.per_webhook_concurrency
-        return Lane(
-            webhook_id=w.id,
-            shape=RequestShape(w),
-            limit=1 if w.ordered else limit,
-            ordered=w.ordered,
-            lightweight=w.lightweight_logs,
-            auto_disable_after=w.auto_disable_after,
-        )
+        lane.shape = RequestShape(w)
+        lane.limit = 1 if w.ordered else limit
+        lane.lightweight = w.lightweight_logs
+        lane.auto_disable_after = w.auto_disable_after
+        if lane.ordered != w.ordered:
+            queued = [d for _, d in lane.heap] + list(lane.ready)
+            lane.heap.clear()
+            lane.ready.clear()
+            lane.ordered = w.ordered
+            for d in queued:
+                lane.push(d)
+
+    def _remove(self, lane: Lane) -> None:
+        """Forget a webhook that left the config; its deliveries wait in the store."""
+        lane.removed = True
+        for timer in lane.timers.values():
+            timer.cancel()
+        for seq in lane.timers:
+            self._timers.pop(seq, None)
+        for seq in [s for s, wid in self._spooled_seqs.items() if wid == lane.webhook_id]:
+            del self._spooled_seqs[seq]
+        log.warning("webhook_removed", webhook=lane.webhook_id, orphaned=lane.waiting() + len(lane.timers))
+        lane.timers.clear()
+        lane.heap.clear()
+        lane.ready.clear()
+        lane.holding = None
 
     # -- queueing ----------------------------------------------------------------------
 
@@ -245,11 +259,18 @@ class Dispatcher:
             outcome=d.state,
             items=len(d.item_ids),
         )
+        # The webhook may have been removed (and maybe re-added) during the attempt: what
+        # happens next belongs to the lane configured now, if any; the store has the state.
+        current = self.lanes.get(d.webhook_id)
         if decision.state == "retry":
             assert next_at is not None
-            self._schedule_retry(lane, d, next_at)
+            if current is not None:
+                self._schedule_retry(current, d, next_at)
             return
         self._metrics.delivery(lane.webhook_id, d.state)
+        if current is None:
+            return
+        lane = current
         if lane.holding is d:
             lane.holding = None
         if d.state == "succeeded":
@@ -269,14 +290,20 @@ class Dispatcher:
         if due - self._clock.now() > self._spool_after:
             # A long wait: the delivery's row holds everything; free the memory.
             heapq.heappush(self._spooled, (due, d.seq))
+            self._spooled_seqs[d.seq] = d.webhook_id
             return
-        self._timers[d.seq] = self._clock.call_at(due, lambda: self._retry_due(d))
+        old = lane.timers.pop(d.seq, None)
+        if old is not None:
+            old.cancel()
+        timer = self._clock.call_at(due, lambda: self._retry_due(d))
+        lane.timers[d.seq] = self._timers[d.seq] = timer
 
     def _retry_due(self, d: Delivery) -> None:
         self._timers.pop(d.seq, None)
         lane = self.lanes.get(d.webhook_id)
         if lane is None:
             return
+        lane.timers.pop(d.seq, None)
         if lane.holding is d:
             lane.holding = None
         self.submit(d)
@@ -286,6 +313,8 @@ class Dispatcher:
         now = self._clock.now()
         while self._spooled and self._spooled[0][0] <= now:
             _, seq = heapq.heappop(self._spooled)
+            if self._spooled_seqs.pop(seq, None) is None:
+                continue  # its webhook was removed meanwhile
             d = await self._store.delivery_by_seq(seq)
             if d is None:
                 continue
@@ -299,6 +328,8 @@ class Dispatcher:
         count = 0
         now = self._clock.now()
         for d in deliveries:
+            if d.id in self.active or d.seq in self._timers or d.seq in self._spooled_seqs:
+                continue  # already here: in flight, or waiting out a retry
             count += 1
             if d.state == "retrying" and d.next_at > now:
                 lane = self.lanes.get(d.webhook_id)

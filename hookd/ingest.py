@@ -20,7 +20,7 @@ from hookd.clock import Clock
 from hookd.config import Config
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
-from hookd.models import Delivery, IdFactory, Item, format_timestamp, validate_events
+from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, validate_events
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
@@ -140,7 +140,7 @@ class Ingest:
                 try:
                     body = builders[wid].body(occ, item_id, tid)
                 except TypeError as exc:  # orjson: nesting past its limit (254 levels)
-                    detail = {"index": idx, "path": "object", "message": f"cannot be encoded: {exc}"}
+                    detail = {"index": idx, "path": _unencodable(occ), "message": f"cannot be encoded: {exc}"}
                     return error(422, "invalid_events", "1 problem(s) in the request", [detail])
                 mode = modes[wid]
                 if mode == "per_occurrence":
@@ -190,3 +190,13 @@ class Ingest:
             },
             status=202,
         )
+
+
+def _unencodable(occ: Occurrence) -> str:
+    """Which part of an occurrence orjson refuses (only asked after it refused one)."""
+    for key in ("object", "action", "linked"):
+        try:
+            orjson.dumps(getattr(occ, key))
+        except TypeError:
+            return key
+    return "object"

@@ -130,15 +130,17 @@ async def test_window_is_fixed_from_the_first_item(
     assert wait - 0.02 <= times[1] - t1 < wait + 0.25
 
 
+@pytest.mark.parametrize("spool_after", [300, 0.2], ids=["in-memory", "spooled"])
 async def test_full_batch_leaves_at_once(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory, spool_after: float
 ) -> None:
     """A batch that reaches max_items_per_batch is delivered at once, long before its window ends."""
     times: list[float] = []
     receiver.behave["/b"] = stamped(times)
     d = await daemon_factory(
         make_config(
-            [webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=5, max_items_per_batch=3)]
+            [webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=5, max_items_per_batch=3)],
+            batching={"spool_after_seconds": spool_after},
         )
     )
     t0 = time.monotonic()

@@ -22,8 +22,9 @@ from hookd.config import OPERATORS, Config, ConfigError
 from tests.conftest import SECRET, Receiver
 
 ERROR_STATUSES = {400, 413, 415, 422}
-# Hypothesis runs in a worker thread while the App serves on the test's loop (see
-# ``drive``); the examples share one App and one ClientSession, as the brief asks.
+# Hypothesis cannot drive an async test itself, so it runs in a worker thread while the
+# App serves on the test's loop (see ``drive``); all examples share one App and one
+# ClientSession, which keeps a few hundred examples to a few seconds.
 FAST = settings(
     max_examples=150,
     deadline=None,
