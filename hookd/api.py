@@ -246,8 +246,9 @@ class Api:
         w = self._config().webhook(rec["webhook_id"])
         if w is None:
             return error(409, "unknown_webhook", f"webhook {rec['webhook_id']!r} is no longer configured")
+        seq = self._store.next_delivery_seq()
         d = Delivery(
-            id=self._ids.make("dlv"), seq=self._store.next_delivery_seq(), message_id=rec["message_id"],
+            id=self._ids.delivery(seq), seq=seq, message_id=rec["message_id"],
             webhook_id=w.id, body=rec["body"], item_ids=rec["item_ids"], events=rec["events"],
             triggers=rec["triggers"], created_at=self._now(), manual=True, resend_of=rec["id"],
         )  # fmt: skip

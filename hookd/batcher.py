@@ -63,9 +63,10 @@ def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Ite
     """The delivery that carries a batch of items, its body their bodies joined."""
     events = list(dict.fromkeys(i.event for i in items))
     triggers = list(dict.fromkeys(i.trigger for i in items))
+    seq = store.next_delivery_seq()
     return Delivery(
-        id=ids.make("dlv"),
-        seq=store.next_delivery_seq(),
+        id=ids.delivery(seq),
+        seq=seq,
         message_id=ids.make("msg"),
         webhook_id=webhook_id,
         body=batch_body([i.body for i in items]),
@@ -96,7 +97,8 @@ class Batcher:
         self._policies: dict[str, Policy] = {}
         self.open: dict[tuple[str, str], OpenBatch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._spool_lock = asyncio.Lock()
+        self._spool_due: list[OpenBatch] = []
+        self._spool_task = False
         self.late_ms: list[float] = []  # lateness of in-memory flushes, for benchmarks
 
     def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
@@ -167,7 +169,10 @@ class Batcher:
         if b.timer is not None:
             b.timer.cancel()
         if b.spooled:
-            self._spawn(self._flush_spooled(b))
+            self._spool_due.append(b)
+            if not self._spool_task:
+                self._spool_task = True
+                self._spawn(self._flush_spooled())
             return
         self._emit(b.webhook_id, b.items)
 
@@ -177,14 +182,33 @@ class Batcher:
         self._store.add_delivery(d, policy.lightweight if policy else False, [i.seq for i in items])
         self._deliver(d)
 
-    async def _flush_spooled(self, b: OpenBatch) -> None:
-        # The read takes the key's oldest items, so the delete queued by the previous
-        # flush of the same key must be committed first: one spooled flush at a time.
-        async with self._spool_lock:
-            await self._store.drain()
-            items = await self._store.batch_items(b.webhook_id, b.key, b.count)
-            if items:
-                self._emit(b.webhook_id, items)
+    async def _flush_spooled(self) -> None:
+        # One task reads every due spooled batch: one commit wait and one trip to the
+        # connection thread per round, however many keys came due (10,000 at once, say).
+        # The read takes each key's oldest items, so the deletes queued by the previous
+        # round must be committed first: hence the drain.
+        try:
+            while self._spool_due:
+                due, self._spool_due = self._spool_due, []
+                # One key may have filled several batches since the last round: read its
+                # items once and cut them up in arrival order.
+                by_key: dict[tuple[str, str], list[OpenBatch]] = {}
+                for b in due:
+                    by_key.setdefault((b.webhook_id, b.key), []).append(b)
+                await self._store.drain()
+                found = await self._store.batch_items_many(
+                    [(wid, key, sum(b.count for b in bs)) for (wid, key), bs in by_key.items()]
+                )
+                for bs, items in zip(by_key.values(), found, strict=True):
+                    start = 0
+                    for b in bs:
+                        if items[start : start + b.count]:
+                            self._emit(b.webhook_id, items[start : start + b.count])
+                        start += b.count
+        except Exception:  # the items stay in the store and come back at the next start
+            log.exception("spool_flush_failed", batches=len(self._spool_due))
+        finally:
+            self._spool_task = False
 
     def poll(self) -> None:
         """Flush spooled batches whose deadline has passed (called every spool_poll_seconds)."""

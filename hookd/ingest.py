@@ -144,8 +144,9 @@ class Ingest:
                     return error(422, "invalid_events", "1 problem(s) in the request", [detail])
                 mode = modes[wid]
                 if mode == "per_occurrence":
+                    seq = store.next_delivery_seq()
                     d = Delivery(
-                        id=ids.make("dlv"), seq=store.next_delivery_seq(), message_id=ids.make("msg"),
+                        id=ids.delivery(seq), seq=seq, message_id=ids.make("msg"),
                         webhook_id=wid, body=body, item_ids=[item_id], events=[occ.event],
                         triggers=[tid], created_at=now,
                     )  # fmt: skip
@@ -167,17 +168,18 @@ class Ingest:
                 503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"}
             )
 
-        routed = 0
+        per_webhook: dict[str, int] = {}
         for idx, d, _ in deliveries:
             if idx not in dupes:
                 self._dispatcher.submit(d)
-                self._metrics.routed(d.webhook_id)
-                routed += 1
+                per_webhook[d.webhook_id] = per_webhook.get(d.webhook_id, 0) + 1
         for idx, item in items:
             if idx not in dupes:
                 batcher.add(item)
-                self._metrics.routed(item.webhook_id)
-                routed += 1
+                per_webhook[item.webhook_id] = per_webhook.get(item.webhook_id, 0) + 1
+        for wid, n in per_webhook.items():
+            self._metrics.routed(wid, n)
+        routed = sum(per_webhook.values())
         self._metrics.events.inc(len(occurrences))
         if dupes:
             self._metrics.duplicates.inc(len(dupes))

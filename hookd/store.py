@@ -22,7 +22,7 @@ import aiosqlite
 import orjson
 import structlog
 
-from hookd.models import Delivery, Item, Occurrence
+from hookd.models import Delivery, Item, Occurrence, delivery_seq
 
 T = TypeVar("T")
 # Under durability = "memory" the open transaction is committed at least this often, so
@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS items_key ON items(webhook_id, batch_key, seq);
 
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,  -- dlv_<seq>_<tag>: found by seq, so no unique index to maintain
     message_id TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -75,10 +75,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     request TEXT,
     response TEXT
 );
+-- The one secondary index: lists, counts, start-up's open deliveries. Every other
+-- index would cost each delivery's insert and update on the hot path (SPEC §10).
 CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, state, seq);
-CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state)
-    WHERE state IN ('pending', 'retrying');
 
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_seq INTEGER NOT NULL,
@@ -475,16 +474,23 @@ class Store:
 
     async def batch_items(self, webhook_id: str, batch_key: str, limit: int) -> list[Item]:
         """The oldest ``limit`` items of an open batch, in arrival order."""
+        return (await self.batch_items_many([(webhook_id, batch_key, limit)]))[0]
 
-        def read(conn: sqlite3.Connection) -> list[Item]:
+    async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
+        """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
+
+        def read(conn: sqlite3.Connection) -> list[list[Item]]:
             return [
-                Item(id=r[1], webhook_id=webhook_id, trigger=r[2], event=r[3], occurrence_id=r[4],
-                     body=r[5], batch_key=batch_key, seq=r[0], deadline=r[6])
-                for r in conn.execute(
-                    "SELECT seq, id, trigger, event, occurrence_id, body, deadline FROM items"
-                    " WHERE webhook_id = ? AND batch_key = ? ORDER BY seq LIMIT ?",
-                    (webhook_id, batch_key, limit),
-                )
+                [
+                    Item(id=r[1], webhook_id=webhook_id, trigger=r[2], event=r[3], occurrence_id=r[4],
+                         body=r[5], batch_key=batch_key, seq=r[0], deadline=r[6])
+                    for r in conn.execute(
+                        "SELECT seq, id, trigger, event, occurrence_id, body, deadline FROM items"
+                        " WHERE webhook_id = ? AND batch_key = ? ORDER BY seq LIMIT ?",
+                        (webhook_id, batch_key, limit),
+                    )
+                ]
+                for webhook_id, batch_key, limit in batches
             ]  # fmt: skip
 
         return await self.run(read)
@@ -607,20 +613,24 @@ class LogReader:
 
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             marks = ",".join("?" * len(delivery_ids))
-            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE id IN ({marks}) ORDER BY seq DESC"
-            return [_summary(r) for r in conn.execute(sql, list(delivery_ids))]
+            seqs = [delivery_seq(i) or 0 for i in delivery_ids]
+            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE seq IN ({marks}) ORDER BY seq DESC"
+            return [_summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
 
         return await self._store.run(read) if delivery_ids else []
 
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         """One delivery's whole record, attempts and request/response included."""
+        seq = delivery_seq(delivery_id)
+        if seq is None:
+            return None
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE id = ?",
-                (delivery_id,),
+                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE seq = ?",
+                (seq,),
             ).fetchone()
-            if r is None:
+            if r is None or r[1] != delivery_id:
                 return None
             rec = _summary(r)
             rec["item_ids"] = orjson.loads(r[17])
