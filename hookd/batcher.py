@@ -74,7 +74,6 @@ def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Ite
         events=events,
         triggers=triggers,
         created_at=now,
-        batched=True,
     )
 
 

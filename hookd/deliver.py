@@ -194,6 +194,13 @@ class Dispatcher:
         n = d.attempts + 1
         self.active[d.id] = d
         try:
+            if not d.loaded:
+                try:
+                    await self._store.load(d)
+                except Exception:  # the delivery stays pending in the store for the next start
+                    log.exception("load_failed", webhook=lane.webhook_id, delivery=d.id)
+                    self._release(lane)
+                    return
             started = self._clock.now()
             if shape.method == "GET":
                 body, params = b"", query_params(d.body)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,17 +98,18 @@ class Delivery:
     message_id: str
     webhook_id: str
     body: bytes
-    item_ids: list[str]
-    events: list[str]
-    triggers: list[str]
+    item_ids: Sequence[str]
+    events: Sequence[str]
+    triggers: Sequence[str]
     created_at: float
     state: str = "pending"
     attempts: int = 0
     next_at: float = 0.0
     manual: bool = False
     resend_of: str | None = None
-    batched: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    # False for deliveries reloaded at start-up: body and item ids are read from the
+    # store when the attempt comes, so a million queued deliveries start fast and small.
+    loaded: bool = True
 
 
 def format_timestamp(ts: float) -> str:

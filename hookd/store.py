@@ -430,20 +430,46 @@ class Store:
     # -- reads -------------------------------------------------------------------------
 
     async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
-        """Deliveries still to be made (pending or retrying) for these webhooks, oldest first."""
+        """Deliveries still to be made (pending or retrying) for these webhooks, oldest first.
+
+        Bodies stay in the store (``loaded=False``) until each one's attempt comes.
+        """
         wanted = list(webhook_ids)
 
         def read(conn: sqlite3.Connection) -> list[Delivery]:
             marks = ",".join("?" * len(wanted))
             rows = conn.execute(
-                "SELECT seq, id, message_id, webhook_id, body, item_ids, events, triggers,"
-                " created_at, state, attempts, next_at, manual, resend_of FROM deliveries"
-                f" WHERE state IN ('pending', 'retrying') AND webhook_id IN ({marks}) ORDER BY seq",
+                "SELECT seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual,"
+                " resend_of FROM deliveries"
+                f" WHERE webhook_id IN ({marks}) AND state IN ('pending', 'retrying') ORDER BY seq",
                 wanted,
-            ).fetchall()
-            return [_delivery(r) for r in rows]
+            )
+            # fmt: off
+            return [
+                Delivery(
+                    seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
+                    triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
+                    manual=bool(r[8]), resend_of=r[9], loaded=False,
+                )
+                for r in rows
+            ]
+            # fmt: on
 
         return await self.run(read) if wanted else []
+
+    async def load(self, d: Delivery) -> None:
+        """Fill in the body and item ids of a delivery reloaded at start-up."""
+
+        def read(conn: sqlite3.Connection) -> tuple[bytes, str] | None:
+            row: tuple[bytes, str] | None = conn.execute(
+                "SELECT body, item_ids FROM deliveries WHERE seq = ?", (d.seq,)
+            ).fetchone()
+            return row
+
+        row = await self.run(read)
+        if row is not None:
+            d.body, d.item_ids = row[0] or b"", orjson.loads(row[1])
+        d.loaded = True
 
     async def delivery_by_seq(self, seq: int) -> Delivery | None:
         """One open delivery with its body (a spooled retry coming due)."""
