@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,23 @@ def hang(receiver: Receiver) -> Behaviour:
     async def answer(request: web.Request, n: int) -> web.StreamResponse:
         await receiver.release.wait()
         return web.Response(status=200)
+
+    return answer
+
+
+def ev(n: int, event: str = "ticket.created") -> dict[str, Any]:
+    """An event with a known occurrence id ``e<n>`` and object id ``n``."""
+    return {"id": f"e{n}", "event": event, "object": {"id": n, "summary": f"ticket {n}"}}
+
+
+def stamped(times: list[float], inner: Behaviour | None = None) -> Behaviour:
+    """A behaviour noting the monotonic arrival time of each request, then answering as ``inner`` (or 200)."""
+
+    async def answer(request: web.Request, n: int) -> web.StreamResponse:
+        times.append(time.monotonic())
+        if inner is not None:
+            return await inner(request, n)
+        return web.json_response({"ok": True})
 
     return answer
 

@@ -12,33 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.conftest import HOOKD, SECRET, Behaviour, Daemon, Receiver, webhook
+from tests.conftest import HOOKD, SECRET, Daemon, Receiver, ev, stamped, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 MakeConfig = Callable[..., Path]
 
 # Two triggers, so same_event (key: trigger) and same_event_type (key: event type) differ.
 TRIGGERS = [{"id": "tickets", "on": "ticket.*"}, {"id": "actions", "on": "action.*"}]
-
-
-def ev(n: int, event: str = "ticket.created") -> dict[str, Any]:
-    """An event with a known occurrence id ``e<n>`` and object id ``n``."""
-    return {"id": f"e{n}", "event": event, "object": {"id": n, "summary": f"ticket {n}"}}
-
-
-def stamped(times: list[float], inner: Behaviour | None = None) -> Behaviour:
-    """A behaviour noting the monotonic arrival time of each request, then answering as ``inner`` (or 200)."""
-
-    async def answer(request: web.Request, n: int) -> web.StreamResponse:
-        times.append(time.monotonic())
-        if inner is not None:
-            return await inner(request, n)
-        return web.json_response({"ok": True})
-
-    return answer
 
 
 def event_ids(body: list[dict[str, Any]]) -> list[str]:

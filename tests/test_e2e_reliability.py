@@ -16,27 +16,10 @@ import pytest
 import tomli_w
 from aiohttp import web
 
-from tests.conftest import Behaviour, Daemon, Received, Receiver, fail_first, hang, status, webhook
+from tests.conftest import Daemon, Received, Receiver, ev, fail_first, hang, stamped, status, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 MakeConfig = Callable[..., Path]
-
-
-def ev(n: int, event: str = "ticket.created") -> dict[str, Any]:
-    """An event with a known occurrence id ``e<n>`` and object id ``n``."""
-    return {"id": f"e{n}", "event": event, "object": {"id": n, "summary": f"ticket {n}"}}
-
-
-def stamped(times: list[float], inner: Behaviour | None = None) -> Behaviour:
-    """A behaviour noting the monotonic arrival time of each request, then answering as ``inner`` (or 200)."""
-
-    async def answer(request: web.Request, n: int) -> web.StreamResponse:
-        times.append(time.monotonic())
-        if inner is not None:
-            return await inner(request, n)
-        return web.json_response({"ok": True})
-
-    return answer
 
 
 def carried(requests: Iterable[Received]) -> list[str]:

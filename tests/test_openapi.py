@@ -40,8 +40,10 @@ async def test_schemathesis_finds_no_failure(
 ) -> None:
     """Schemathesis, run against a live daemon with a token, finds no server error or schema mismatch."""
     config = make_config(
-        [webhook("a", receiver.url + "/a", secret=SECRET), webhook("b", receiver.url + "/b", batching="any_event",
-                                                                  batch_wait_seconds=0.2)],
+        [
+            webhook("a", receiver.url + "/a", secret=SECRET),
+            webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2),
+        ],
         server={"tokens": ["s3cret-token"]},
     )
     d = await daemon_factory(config)

@@ -29,9 +29,7 @@ PAYLOAD = {"id": "3f1c", "event": "ticket.created", "object": {"id": 4242, "summ
 REPO = Path(__file__).resolve().parents[1]
 
 
-def signed_headers(
-    body: str, *secrets: str, msg_id: str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
-) -> dict[str, str]:
+def signed_headers(body: str, *secrets: str, msg_id: str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W") -> dict[str, str]:
     """Standard Webhooks headers for ``body``, signed by the reference library with each secret."""
     now = datetime.now(UTC)
     return {
@@ -47,9 +45,7 @@ async def running(secrets: Sequence[str] = (), status: int = 200) -> AsyncIterat
     """Run serve_receiver in-process on 127.0.0.1 port 0; yield its base URL and its output."""
     out = io.StringIO()
     started, stop = asyncio.Event(), asyncio.Event()
-    server = asyncio.create_task(
-        serve_receiver("127.0.0.1", 0, secrets, status, out, started=started, stop=stop)
-    )
+    server = asyncio.create_task(serve_receiver("127.0.0.1", 0, secrets, status, out, started=started, stop=stop))
     ready = asyncio.create_task(started.wait())
     try:
         await asyncio.wait({server, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
@@ -184,9 +180,7 @@ def test_arguments() -> None:
             parser.parse_args(bad)
 
 
-@pytest.mark.parametrize(
-    "command", [["-m", "hookd.receive"], ["-m", "hookd", "receive"]], ids=["module", "cli"]
-)
+@pytest.mark.parametrize("command", [["-m", "hookd.receive"], ["-m", "hookd", "receive"]], ids=["module", "cli"])
 async def test_real_command(command: list[str]) -> None:
     """The command, run as a process, prints the port, verifies a signed POST and exits 0 on SIGTERM."""
     env = {

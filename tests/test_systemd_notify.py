@@ -110,9 +110,7 @@ def test_no_op_without_notify_socket(listener: tuple[socket.socket, str]) -> Non
     _assert_nothing_sent(sock)
 
 
-def test_default_environ_is_os_environ(
-    listener: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_environ_is_os_environ(listener: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """With no mapping given the notifier reads the process environment."""
     sock, path = listener
     monkeypatch.setenv("NOTIFY_SOCKET", path)

@@ -37,9 +37,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert count == 1
     copy = tmp_path / "hookd.service"
     copy.write_text(text, encoding="utf-8")
-    result = subprocess.run(
-        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False)
     output = result.stdout + result.stderr
     # An unknown or misspelled key is only a warning (exit 0), so look at the lines as well.
     complaints = [line for line in output.splitlines() if "hookd.service" in line]
