@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hookd.app import App
     from hookd.config import Config, ConfigError
 
-    logs.configure(args.log_level)
+    writer = logs.configure(args.log_level)
     import structlog
 
     log = structlog.get_logger("hookd")
@@ -62,6 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception:
         log.exception("crashed")
         return 1
+    finally:
+        writer.flush()
     return 0
 
 

@@ -10,6 +10,7 @@ statements it holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections import deque
@@ -28,6 +29,9 @@ T = TypeVar("T")
 # Under durability = "memory" the open transaction is committed at least this often, so
 # the WAL and page cache stay bounded; the promise is still only "survives a clean stop".
 MEMORY_COMMIT_SECONDS = 60.0
+# Writes nobody waits for linger this long (or until this many are queued) for company.
+LINGER_SECONDS = 0.005
+LINGER_OPS = 64
 log = structlog.get_logger("hookd.store")
 
 SCHEMA = """
@@ -193,6 +197,7 @@ class Store:
         self._db: aiosqlite.Connection | None = None
         self._ops: deque[_Op] = deque()
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # a queued write has a waiter
         self._closing = False
         self.counters = Counters()
         self.flushes = 0
@@ -247,14 +252,27 @@ class Store:
         fut = asyncio.get_running_loop().create_future() if wait else None
         self._ops.append(_Op(fn, fut))
         self._wake.set()
+        if wait:
+            self._urgent.set()
         return fut
 
     async def writer(self) -> None:
-        """The group-commit loop; runs until cancelled, then flushes what is left."""
+        """The group-commit loop; runs until cancelled, then flushes what is left.
+
+        Work somebody waits for (an ingest's 202) is committed at once. Work nobody
+        waits for (attempt outcomes, new batch deliveries) may wait up to
+        ``LINGER_SECONDS`` for company: small commits each rewrite whole WAL pages, and
+        one commit per delivery cost more than the delivery itself (bench/ profiles).
+        """
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if not self._urgent.is_set() and len(self._ops) < LINGER_OPS and not self._closing:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(LINGER_SECONDS):
+                            await self._urgent.wait()
+                self._urgent.clear()
                 if self._ops:
                     await self._flush()
         finally:
