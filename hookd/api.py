@@ -96,6 +96,8 @@ def webhook_config(w: Webhook) -> dict[str, Any]:
     data = w.model_dump(mode="json")
     data["url"] = redact_url(w.url)
     data["secret"] = ["***" for _ in w.secret]
+    # Extra headers may carry credentials under any name: shown masked, names only.
+    data["headers"] = dict.fromkeys(w.headers, "***")
     auth = data.get("auth", {})
     for key in ("password", "token", "value"):
         if key in auth:
@@ -252,18 +254,18 @@ class Api:
             webhook_id=w.id, body=rec["body"], item_ids=rec["item_ids"], events=rec["events"],
             triggers=rec["triggers"], created_at=self._now(), manual=True, resend_of=rec["id"],
         )  # fmt: skip
-        self._store.add_delivery(d, w.lightweight_logs)
-        await self._store.drain()  # so the new id can be read back at once
+        await self._store.add_delivery(d, w.lightweight_logs)  # committed: readable at once
         self._dispatcher.submit(d)
         return json_response({"delivery_id": d.id}, status=202)
 
     async def enable(self, request: web.Request) -> web.Response:
         """Re-enable an auto-disabled webhook and deliver what it kept."""
         w = self._find(request)
-        if w is None or not self._dispatcher.enable(w.id):
+        if w is None:
             return error(404, "not_found", f"no webhook {request.match_info['id']!r}")
         if not w.enabled:
             return error(409, "disabled_in_config", "the webhook is disabled in the config file (enabled = false)")
+        self._dispatcher.enable(w.id)
         counts = await self._log.counts()
         last = await self._log.last_attempts([w.id])
         return json_response(self._state(w, counts, last))

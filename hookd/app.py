@@ -57,6 +57,8 @@ class App:
         self.accepting = False
         self.port: int | None = None
         self.ready = asyncio.Event()
+        self._started = asyncio.Event()  # a SIGHUP before this waits for start-up to finish
+        self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.metrics.watch(self._gauges)
@@ -79,7 +81,6 @@ class App:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
         await self.store.open()
-        self._configure(self.config)
         runner: web.AppRunner | None = None
         try:
             async with asyncio.TaskGroup() as tg:
@@ -87,8 +88,7 @@ class App:
                 poller = tg.create_task(self._poll_spool(), name="spool-poller")
                 pruner = tg.create_task(self._prune(), name="pruner")
                 watchdog = tg.create_task(self._watchdog(), name="watchdog")
-                restored = self.dispatcher.restore(await self.store.open_deliveries(self.dispatcher.lanes))
-                restored_items = await self.batcher.restore()
+                restored, restored_items = await self._take_up(self.config, None)
                 runner = await self._listen()
                 self.accepting = True
                 log.info(
@@ -98,6 +98,7 @@ class App:
                 )  # fmt: skip
                 self.notifier.ready(self._status())
                 self.ready.set()
+                self._started.set()
                 await stop.wait()
                 await self._shutdown(runner, [poller, pruner, watchdog, writer])
                 runner = None
@@ -171,19 +172,37 @@ class App:
         self.sender.configure(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
         return self.dispatcher.configure(config)
 
+    async def _take_up(self, config: Config, known: set[str] | None) -> tuple[int, int]:
+        """Make ``config`` the live one, reloading the pending work of its webhooks that are
+        new to this process (all of them at start-up, when ``known`` is None).
+
+        The store is read before the new routing goes live, so nothing ingested for those
+        webhooks meanwhile can be taken up twice.
+        """
+        fresh = [w.id for w in config.webhooks if known is None or w.id not in known]
+        pending = await self.store.open_deliveries(fresh)
+        batches = await self.batcher.read_open(set(fresh), config.webhooks, config.batching.spool_after_seconds)
+        self._configure(config)
+        return self.dispatcher.restore(pending), self.batcher.restore(batches)
+
     async def reload(self) -> bool:
         """Re-read the config file; on any error keep the config in force."""
         if self.config_path is None:
             return False
+        await self._started.wait()
+        async with self._reload_lock:
+            return await self._reload(self.config_path)
+
+    async def _reload(self, path: Path) -> bool:
         self.notifier.reloading()
         try:
-            new = Config.load(self.config_path)
+            new = Config.load(path)
         except ConfigError as exc:
-            log.error("reload_failed", errors=exc.problems, path=str(self.config_path))
+            log.error("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
             return False
         except Exception as exc:  # whatever the file holds, the running config stays
-            log.error("reload_failed", errors=[repr(exc)], path=str(self.config_path))
+            log.error("reload_failed", errors=[repr(exc)], path=str(path))
             self.notifier.ready(self._status())
             return False
         old = self.config
@@ -192,10 +211,10 @@ class App:
             new = new.model_copy(
                 update={"storage": old.storage, "server": new.server.model_copy(update={"listen": old.server.listen})}
             )
-        added = self._configure(new)
         # Webhooks new to this process (or back after removal) pick up what they left.
-        restored = self.dispatcher.restore(await self.store.open_deliveries(added))
-        restored_items = await self.batcher.restore(set(added))
+        known = set(self.dispatcher.lanes)
+        added = [w.id for w in new.webhooks if w.id not in known]
+        restored, restored_items = await self._take_up(new, known)
         log.info(
             "reloaded", webhooks=len(new.webhooks), added=added,
             removed=sorted({w.id for w in old.webhooks} - {w.id for w in new.webhooks}),
@@ -221,7 +240,8 @@ class App:
         while True:
             try:
                 cutoff = self.clock.now() - self.config.storage.retention_days * 86400
-                while await self.store.prune(cutoff) >= 5000:
+                configured = {w.id for w in self.config.webhooks}
+                while await self.store.prune(cutoff, configured) >= 5000:
                     pass
             except asyncio.CancelledError:
                 raise

@@ -20,6 +20,7 @@ from hookd.clock import Clock, Timer
 from hookd.config import Webhook
 from hookd.models import Delivery, IdFactory, Item
 from hookd.payloads import batch_body
+from hookd.store import OpenBatch as StoredBatch
 from hookd.store import Store
 
 log = structlog.get_logger("hookd.batcher")
@@ -57,6 +58,17 @@ class OpenBatch:
     count: int = 0
     items: list[Item] = field(default_factory=list)  # empty when spooled
     timer: Timer | None = None
+
+
+def policies(webhooks: Iterable[Webhook], spool_after: float) -> dict[str, Policy]:
+    """The batching settings of each batching webhook."""
+    return {
+        w.id: Policy(
+            w.batch_wait_seconds, w.max_items_per_batch, w.batch_wait_seconds > spool_after, w.lightweight_logs
+        )
+        for w in webhooks
+        if w.batching != "per_occurrence"
+    }
 
 
 def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Item], now: float) -> Delivery:
@@ -112,12 +124,8 @@ class Batcher:
             if b.timer is not None:
                 b.timer.cancel()
             log.warning("orphaned_batch", webhook=b.webhook_id, key=b.key, items=b.count)
-        self._policies = {
-            w.id: Policy(w.batch_wait_seconds, w.max_items_per_batch,
-                         w.batch_wait_seconds > spool_after, w.lightweight_logs)
-            for w in webhooks
-            if w.batching != "per_occurrence"
-        }  # fmt: skip
+        self._policies = policies(webhooks, spool_after)
+        self._lightweight = {w.id: w.lightweight_logs for w in webhooks}
 
     def policy(self, webhook_id: str) -> Policy | None:
         """The webhook's batching settings, or None when it does not batch."""
@@ -135,8 +143,10 @@ class Batcher:
         assert item.batch_key is not None
         k = (item.webhook_id, item.batch_key)
         policy = self._policies.get(item.webhook_id)
-        if policy is None:  # the webhook stopped batching or was removed: leave it spooled
-            return
+        if policy is None:
+            if item.webhook_id in self._lightweight:  # configured, no longer batching: send alone
+                self._emit(item.webhook_id, [item])
+            return  # removed: the item waits in the store until the webhook returns
         b = self.open.get(k)
         if b is None:
             b = self._open(k, item.deadline, policy.spooled)
@@ -176,10 +186,20 @@ class Batcher:
         self._emit(b.webhook_id, b.items)
 
     def _emit(self, webhook_id: str, items: list[Item]) -> None:
-        policy = self._policies.get(webhook_id)
         d = make_delivery(self._ids, self._store, webhook_id, items, self._clock.now())
-        self._store.add_delivery(d, policy.lightweight if policy else False, [i.seq for i in items])
-        self._deliver(d)
+        if webhook_id not in self._policies:  # no longer batching: the item's own body, not an array
+            d.body = items[0].body
+        committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), [i.seq for i in items])
+
+        # Sent only once its row is committed: a crash before that leaves the items to
+        # be batched again, never a delivery the receiver saw under a webhook-id we lost.
+        def send(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                log.error("batch_not_recorded", webhook=webhook_id, items=len(items))
+                return
+            self._deliver(d)
+
+        committed.add_done_callback(send)
 
     async def _flush_spooled(self) -> None:
         # One task reads every due spooled batch: one commit wait and one trip to the
@@ -204,8 +224,17 @@ class Batcher:
                         if items[start : start + b.count]:
                             self._emit(b.webhook_id, items[start : start + b.count])
                         start += b.count
-        except Exception:  # the items stay in the store and come back at the next start
-            log.exception("spool_flush_failed", batches=len(self._spool_due))
+        except Exception:
+            # Put the batches back: the next poll tries again, oldest items first.
+            log.exception("spool_flush_failed", batches=len(due))
+            for b in due:
+                k = (b.webhook_id, b.key)
+                cur = self.open.get(k)
+                if cur is None:
+                    self.open[k] = b
+                else:
+                    cur.count += b.count
+                    cur.deadline = min(cur.deadline, b.deadline)
         finally:
             self._spool_task = False
 
@@ -216,20 +245,35 @@ class Batcher:
         for k in due:
             self.flush(k)
 
-    async def restore(self, webhook_ids: set[str] | None = None) -> int:
-        """Re-open the batches found in the store (of ``webhook_ids``, or all) with their
-        original deadlines."""
-        restored = 0
+    async def read_open(
+        self, webhook_ids: set[str] | None, webhooks: Iterable[Webhook], spool_after: float
+    ) -> list[tuple[StoredBatch, list[Item]]]:
+        """The open batches in the store (of ``webhook_ids``, or all), with the items that
+        the given config keeps in memory; read before that config goes live."""
+        coming = policies(webhooks, spool_after)
+        out = []
         for ob in await self._store.open_batches():
             if webhook_ids is not None and ob.webhook_id not in webhook_ids:
                 continue
-            policy = self._policies.get(ob.webhook_id)
-            if policy is None:
+            policy = coming.get(ob.webhook_id)
+            spooled = policy is not None and policy.spooled
+            items = [] if spooled else await self._store.batch_items(ob.webhook_id, ob.batch_key, ob.count)
+            out.append((ob, items))
+        return out
+
+    def restore(self, found: list[tuple[StoredBatch, list[Item]]]) -> int:
+        """Re-open batches read by ``read_open`` with their original deadlines."""
+        restored = 0
+        for ob, items in found:
+            if ob.webhook_id not in self._lightweight:
                 log.warning("orphaned_batch", webhook=ob.webhook_id, key=ob.batch_key, items=ob.count)
                 continue
+            restored += ob.count
+            policy = self._policies.get(ob.webhook_id)
             k = (ob.webhook_id, ob.batch_key)
-            if policy.spooled:
-                # Counts beyond max_items (the setting shrank) leave in several batches.
+            if policy is not None and policy.spooled:
+                # Counts beyond max_items (the setting shrank) leave in several batches;
+                # one spool round reads a key's items once and cuts them in order.
                 remaining = ob.count
                 while remaining > 0:
                     take = min(remaining, policy.max_items)
@@ -238,14 +282,10 @@ class Batcher:
                     remaining -= take
                     if take >= policy.max_items or ob.deadline <= self._clock.now():
                         self.flush(k)
-                        await asyncio.gather(*self._tasks)
-                        await self._store.drain()
-            else:
-                items = await self._store.batch_items(ob.webhook_id, ob.batch_key, ob.count)
-                for item in items:
-                    item.deadline = ob.deadline
-                    self.add(item)
-            restored += ob.count
+                continue
+            for item in items:  # add() sends them alone if the webhook stopped batching
+                item.deadline = ob.deadline
+                self.add(item)
         return restored
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

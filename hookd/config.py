@@ -484,15 +484,29 @@ def summary(config: Config) -> Mapping[str, Any]:
     }
 
 
+# Header and query-parameter names that carry credentials, masked wherever shown or logged.
+CREDENTIAL_NAME = re.compile(r"auth|token|key|secret|pass|cookie|session|sig(?!nature$)", re.IGNORECASE)
+
+
+def is_credential(name: str) -> bool:
+    """True for names such as Authorization, X-Api-Key, access_token (not webhook-signature)."""
+    return bool(CREDENTIAL_NAME.search(name)) and not name.lower().startswith("webhook-")
+
+
 def redact_url(url: str) -> str:
-    """The URL without any ``user:password@`` part."""
+    """The URL without any ``user:password@`` part, credential-like query values as ``***``."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return parts._replace(netloc=netloc).geturl()
+    if parts.username is not None or parts.password is not None:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        parts = parts._replace(netloc=netloc)
+    if parts.query:
+        from urllib.parse import parse_qsl, urlencode
+
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        parts = parts._replace(query=urlencode([(k, "***" if is_credential(k) else v) for k, v in pairs], safe="*"))
+    return parts.geturl()
 
 
 def inline_secrets(path: Path) -> list[str]:

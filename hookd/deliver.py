@@ -193,21 +193,27 @@ class Dispatcher:
         shape = lane.shape
         n = d.attempts + 1
         self.active[d.id] = d
+        headers: dict[str, str] = {}
+        params: dict[str, str] | None = None
+        started = self._clock.now()
         try:
-            if not d.loaded:
-                try:
-                    await self._store.load(d)
-                except Exception:  # the delivery stays pending in the store for the next start
-                    log.exception("load_failed", webhook=lane.webhook_id, delivery=d.id)
-                    self._release(lane)
-                    return
+            if not d.loaded and not await self._load(lane, d):
+                self._release(lane)
+                return
             started = self._clock.now()
-            if shape.method == "GET":
-                body, params = b"", query_params(d.body)
+            try:
+                if shape.method == "GET":
+                    body, params = b"", query_params(d.body)
+                else:
+                    body = d.body
+                headers = shape.attempt_headers(d.message_id, int(started), body)
+            except Exception as exc:  # e.g. an old batch body after a switch to GET
+                resp = Response(status=None, error="http", message=f"cannot build the request: {exc}")
             else:
-                body, params = d.body, None
-            headers = shape.attempt_headers(d.message_id, int(started), body)
-            resp = await self._sender.send(shape.method, shape.url, headers, body or None, params)
+                resp = await self._sender.send(shape.method, shape.url, headers, body or None, params)
+        except BaseException:
+            self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
+            raise
         finally:
             self.active.pop(d.id, None)
         try:
@@ -216,6 +222,17 @@ class Dispatcher:
             log.exception("settle_failed", webhook=lane.webhook_id, delivery=d.id)
         finally:
             self._release(lane)
+
+    async def _load(self, lane: Lane, d: Delivery) -> bool:
+        """Read a reloaded delivery's body; False when it cannot be sent now."""
+        try:
+            found = await self._store.load(d)
+        except Exception:  # it stays pending in the store for the next start
+            log.exception("load_failed", webhook=lane.webhook_id, delivery=d.id)
+            return False
+        if not found:
+            log.warning("delivery_gone", webhook=lane.webhook_id, delivery=d.id)
+        return found
 
     def _settle(
         self,

@@ -107,8 +107,7 @@ class Ingest:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if not self._accepting():
             return error(503, "shutting_down", "hookd is stopping; retry shortly", headers={"Retry-After": "5"})
-        rt = self._routing()
-        limits = rt.config.server
+        limits = self._routing().config.server
         if request.content_type != "application/json":
             return error(415, "unsupported_media_type", "Content-Type must be application/json")
         try:
@@ -130,6 +129,9 @@ class Ingest:
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", problems)
 
+        # Taken after the body is read: a reload during the upload must not leave this
+        # request routing by a config the batcher no longer knows.
+        rt = self._routing()
         deliveries: list[tuple[int, Delivery, bool]] = []
         items: list[tuple[int, Item]] = []
         ids, store, batcher = self._ids, self._store, self._batcher

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from hookd import __version__
-from hookd.config import ENVELOPE_KEYS, Webhook, secret_key
+from hookd.config import ENVELOPE_KEYS, Webhook, is_credential, secret_key
 from hookd.models import Occurrence
 from hookd.router import MISSING, getter, is_select
 
@@ -71,6 +71,8 @@ def batch_body(bodies: Sequence[bytes]) -> bytes:
 def query_params(body: bytes) -> dict[str, str]:
     """A GET request's query: the envelope's scalar fields of a single item."""
     doc = orjson.loads(body)
+    if isinstance(doc, list):  # a batch made before the webhook switched to GET
+        doc = doc[0] if doc else {}
     out = {}
     for key in ENVELOPE_KEYS:
         value = doc.get(key)
@@ -123,7 +125,7 @@ class RequestShape:
 
     def redacted(self, headers: dict[str, str]) -> dict[str, str]:
         """Headers as the delivery log keeps them: credentials replaced by ``***``."""
-        return {k: ("***" if k.lower() in self.secret_headers else v) for k, v in headers.items()}
+        return {k: ("***" if k.lower() in self.secret_headers or is_credential(k) else v) for k, v in headers.items()}
 
 
 def verify(secrets: Sequence[str], message_id: str, timestamp: str, body: bytes, header: str) -> bool:

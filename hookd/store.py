@@ -294,15 +294,34 @@ class Store:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # One bad write must not take the others down with it: try each alone.
             log.error("store_write_failed", error=str(exc), operations=len(ops))
-            for op in ops:
+            try:
+                outcomes = await self.run(lambda c: self._apply_each(c, ops))
+            except Exception as again:
+                outcomes = [(False, again)] * len(ops)
+            for op, (ok, value) in zip(ops, outcomes, strict=True):
+                if not ok:
+                    log.error("store_write_dropped", error=str(value))
                 if op.future is not None and not op.future.done():
-                    op.future.set_exception(exc)
+                    if ok:
+                        op.future.set_result(value)
+                    else:
+                        op.future.set_exception(value)
             return
         self.flushes += 1
         for op, result in zip(ops, results, strict=True):
             if op.future is not None and not op.future.done():
                 op.future.set_result(result)
+
+    def _apply_each(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
+        out: list[tuple[bool, Any]] = []
+        for op in ops:
+            try:
+                out.append((True, self._apply(conn, [op])[0]))
+            except Exception as exc:
+                out.append((False, exc))
+        return out
 
     def _apply(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[Any]:
         if not self.lazy:
@@ -376,8 +395,9 @@ class Store:
         result: set[int] = await fut
         return result
 
-    def add_delivery(self, d: Delivery, lightweight: bool, consumed_items: Iterable[int] = ()) -> None:
-        """Record a new delivery (a flushed batch, a resend) and drop the items it consumed."""
+    def add_delivery(self, d: Delivery, lightweight: bool, consumed_items: Iterable[int] = ()) -> asyncio.Future[None]:
+        """Record a new delivery (a flushed batch, a resend) and drop the items it consumed;
+        the future resolves once that is committed."""
         row = delivery_row(d, lightweight)
         seqs = [(s,) for s in consumed_items]
 
@@ -386,7 +406,9 @@ class Store:
             if seqs:
                 conn.executemany("DELETE FROM items WHERE seq = ?", seqs)
 
-        self.submit(apply)
+        fut = self.submit(apply, wait=True)
+        assert fut is not None
+        return fut
 
     def record(self, o: Outcome) -> None:
         """Log an attempt and the delivery's new state."""
@@ -423,22 +445,32 @@ class Store:
             )
         )
 
-    def prune(self, cutoff: float, limit: int = 5000) -> asyncio.Future[int]:
-        """Delete finished deliveries, their attempts, and occurrences older than ``cutoff``.
+    def prune(self, cutoff: float, configured: set[str], limit: int = 5000) -> asyncio.Future[int]:
+        """Delete deliveries, their attempts, and occurrences older than ``cutoff``.
 
-        At most ``limit`` deliveries per call, so one call never holds the writer long;
-        the caller repeats while it returns ``limit``. Pending items of webhooks no
-        longer configured (orphans) expire with the same cutoff.
+        Deliveries still to be made are kept while their webhook is configured (an
+        auto-disabled webhook keeps its work); those of removed webhooks (orphans), and
+        their waiting items, expire with the same cutoff. At most ``limit`` deliveries per
+        call, so one call never holds the writer long; the caller repeats while it
+        returns ``limit``.
         """
 
         def apply(conn: sqlite3.Connection) -> int:
-            seqs = [
-                r[0] for r in conn.execute("SELECT seq FROM deliveries WHERE created_at < ? LIMIT ?", (cutoff, limit))
-            ]
+            # Sequence order is creation order, so the oldest rows come first in the
+            # table's own order and the scan stops at the first row inside the window
+            # (no index on created_at to keep up on the hot path).
+            seqs: list[int] = []
+            rows = conn.execute("SELECT seq, created_at, state, webhook_id FROM deliveries ORDER BY seq")
+            for seq, created, state, wid in rows:
+                if created >= cutoff or len(seqs) >= limit:
+                    break
+                if state in ("succeeded", "failed") or wid not in configured:
+                    seqs.append(seq)
             conn.executemany("DELETE FROM attempts WHERE delivery_seq = ?", [(s,) for s in seqs])
             conn.executemany("DELETE FROM deliveries WHERE seq = ?", [(s,) for s in seqs])
             conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
-            conn.execute("DELETE FROM items WHERE deadline < ?", (cutoff,))
+            marks = ",".join("?" * len(configured))
+            conn.execute(f"DELETE FROM items WHERE deadline < ? AND webhook_id NOT IN ({marks})", (cutoff, *configured))
             return len(seqs)
 
         fut = self.submit(apply, wait=True)
@@ -475,19 +507,26 @@ class Store:
 
         return await self.run(read) if wanted else []
 
-    async def load(self, d: Delivery) -> None:
-        """Fill in the body and item ids of a delivery reloaded at start-up."""
+    async def load(self, d: Delivery) -> bool:
+        """Fill in the body and item ids of a delivery reloaded at start-up.
+
+        False when the row is no longer open (pruned, or ended meanwhile): not to be sent.
+        """
 
         def read(conn: sqlite3.Connection) -> tuple[bytes, str] | None:
             row: tuple[bytes, str] | None = conn.execute(
-                "SELECT body, item_ids FROM deliveries WHERE seq = ?", (d.seq,)
+                "SELECT body, item_ids FROM deliveries WHERE seq = ? AND state IN ('pending', 'retrying')"
+                " AND body IS NOT NULL",
+                (d.seq,),
             ).fetchone()
             return row
 
         row = await self.run(read)
-        if row is not None:
-            d.body, d.item_ids = row[0] or b"", orjson.loads(row[1])
+        if row is None:
+            return False
+        d.body, d.item_ids = row[0], orjson.loads(row[1])
         d.loaded = True
+        return True
 
     async def delivery_by_seq(self, seq: int) -> Delivery | None:
         """One open delivery with its body (a spooled retry coming due)."""

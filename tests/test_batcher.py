@@ -59,6 +59,7 @@ class Harness:
         self.delivered: list[Delivery] = []
         self._arrived = asyncio.Event()
         self.modes = {w.id: w.batching for w in hooks}
+        self.hooks = hooks
         self.batcher = Batcher(clock, store, self.ids, SPOOL_AFTER, self._deliver)
         self.batcher.configure(hooks, SPOOL_AFTER)
         self._n = 0
@@ -273,7 +274,9 @@ async def test_item_at_deadline_after_timer_opens_new_batch(store: Store, clock:
     h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 30}))
     first = await h.feed("w")
     clock.advance(30)
-    assert [d.item_ids for d in h.delivered] == [[first.id]]
+    assert ("w", "*") not in h.batcher.open  # the timer closed the batch
+    (d0,) = await h.settle(1)
+    assert d0.item_ids == [first.id]
     at_deadline = await h.feed("w")
     assert at_deadline.deadline == T0 + 60
     clock.advance(30)
@@ -375,9 +378,9 @@ async def test_ten_thousand_keys_flush_on_time(store: Store, clock: FakeClock) -
     for g in range(groups):
         # Just before group g's deadline only the earlier groups have left.
         clock.advance(start + g * 0.25 - 0.01 - clock.now())
-        assert len(h.delivered) == g * per_group
+        assert len(h.batcher.open) == (groups - g) * per_group
         clock.advance(0.01)
-        assert len(h.delivered) == (g + 1) * per_group
+        assert len(h.batcher.open) == (groups - g - 1) * per_group
     delivered = await h.settle(groups * per_group)
     assert h.batcher.open == {}
     assert len(h.batcher.late_ms) == groups * per_group
@@ -457,7 +460,8 @@ async def test_spooled_and_memory_batches_side_by_side(store: Store, clock: Fake
     s = await h.feed("short")
     lg = await h.feed("long")
     clock.advance(5)
-    assert [d.item_ids for d in h.delivered] == [[s.id]]
+    (d0,) = await h.settle(1)
+    assert d0.item_ids == [s.id]
     h.batcher.poll()
     await store.drain()
     assert len(h.delivered) == 1
@@ -509,7 +513,7 @@ async def test_restore_reopens_batches_with_original_deadlines(tmp_path: Path) -
     clock = FakeClock(T0 + 10)
     async with running_store(path) as store:
         h = Harness(store, clock, webhooks(**BOTH))
-        assert await h.batcher.restore() == 4
+        assert h.batcher.restore(await h.batcher.read_open(None, h.hooks, SPOOL_AFTER)) == 4
         s = h.batcher.open[("short", "*")]
         assert (s.deadline, s.count, s.spooled) == (T0 + 30, 2, False)
         assert ids_of(s.items) == ids_of(short)
@@ -541,7 +545,7 @@ async def test_restore_after_deadlines_passed(tmp_path: Path) -> None:
     clock = FakeClock(T0 + 1000)
     async with running_store(path) as store:
         h = Harness(store, clock, webhooks(**BOTH))
-        assert await h.batcher.restore() == 4
+        assert h.batcher.restore(await h.batcher.read_open(None, h.hooks, SPOOL_AFTER)) == 4
         clock.advance(0)
         delivered = await h.settle(2)
         assert {d.webhook_id: d.item_ids for d in delivered} == {"short": ids_of(short), "long": ids_of(longs)}
@@ -556,7 +560,7 @@ async def test_restore_skips_unconfigured_webhooks(tmp_path: Path) -> None:
     clock = FakeClock(T0 + 10)
     async with running_store(path) as store:
         h = Harness(store, clock, webhooks(long=LONG))
-        assert await h.batcher.restore() == 2
+        assert h.batcher.restore(await h.batcher.read_open(None, h.hooks, SPOOL_AFTER)) == 2
         assert list(h.batcher.open) == [("long", "*")]
         assert {(ob.webhook_id, ob.count) for ob in await store.open_batches()} == {("short", 2), ("long", 2)}
 
@@ -573,7 +577,7 @@ async def test_restore_over_max_items(tmp_path: Path, wait: float) -> None:
         await h.batcher.stop()
     async with running_store(path) as store:
         h = Harness(store, clock, webhooks(w={**settings, "max_items_per_batch": 2}))
-        assert await h.batcher.restore() == 5
+        assert h.batcher.restore(await h.batcher.read_open(None, h.hooks, SPOOL_AFTER)) == 5
         await h.settle(2)
         assert h.batcher.open[("w", "*")].count == 1
         clock.advance(wait)
