@@ -60,7 +60,9 @@ class PayloadBuilder:
                 elif is_select(value):
                     value = value["id"] if send_id else value["display"]
                 doc[key] = value
-        return orjson.dumps(doc)
+        # orjson hands back its whole working buffer (about 4 KiB) however short the JSON;
+        # bodies can wait in memory for a day (open batches, queues), so keep an exact copy.
+        return memoryview(orjson.dumps(doc)).tobytes()
 
 
 def batch_body(bodies: Sequence[bytes]) -> bytes:
