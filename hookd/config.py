@@ -334,11 +334,6 @@ class Webhook(_Model):
             raise ValueError(f"webhook {self.id!r}: duplicate event ids {dupes}")
         return self
 
-    @property
-    def concurrency(self) -> int | None:
-        """The per-webhook override, if any."""
-        return self.per_webhook_concurrency
-
 
 class Config(_Model):
     """The whole file."""

@@ -160,11 +160,6 @@ class Dispatcher:
         lane.push(d)
         self._pump(lane)
 
-    def submit_many(self, deliveries: Iterable[Delivery]) -> None:
-        """Hand over several deliveries."""
-        for d in deliveries:
-            self.submit(d)
-
     def _pump(self, lane: Lane) -> None:
         while not self._stopping:
             if self._inflight >= self._limit:
