@@ -120,6 +120,28 @@ def ms(xs: list[float]) -> dict[str, float]:
     return {"p50": pct(xs, 50), "p99": pct(xs, 99), "max": max(xs) if xs else math.nan, "n": len(xs)}
 
 
+async def timed_daemon_run(
+    ctx: Ctx, name: str, cfg: Any, warm: str, bodies: list[bytes], n: int, wait_seconds: float
+) -> tuple[float, dict[str, Any], float]:
+    """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items.
+
+    Returns (first POST time, the receiver's stats, last POST time); the daemon is stopped.
+    """
+    d = Daemon(ctx.procs, ctx.workdir, name, cfg)
+    await d.start()
+    try:
+        await warm_daemon(ctx, d, warm)
+
+        async def work() -> tuple[float, dict[str, Any], float]:
+            posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
+            st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds)
+            return posted.first, st, posted.last
+
+        return await with_spy(ctx, name, d, work())
+    finally:
+        await d.stop()
+
+
 async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[Any]) -> Any:
     """Run ``work``; under ``--profile`` sample the daemon with py-spy meanwhile."""
     if not ctx.profile:
@@ -188,19 +210,7 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
         [webhook("unbatched", ctx.url("/r/unbatched"), "bench.*"), warm_hook(ctx, "warm-u")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    d = Daemon(ctx.procs, ctx.workdir, "unbatched", cfg)
-    await d.start()
-    try:
-        await warm_daemon(ctx, d, "warm-u")
-
-        async def work() -> tuple[float, dict[str, Any], float]:
-            posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
-            st = await wait_channel(ctx.s, ctx.receiver, "unbatched", n, 60 + n / 100)
-            return posted.first, st, posted.last
-
-        first, st, ingested = await with_spy(ctx, "unbatched", d, work())
-    finally:
-        await d.stop()
+    first, st, ingested = await timed_daemon_run(ctx, "unbatched", cfg, "warm-u", bodies, n, 60 + n / 100)
     ceiling.append(await client_loop(ctx, f"ceil-u2-{ctx.run_id}", item_bodies))
     rate = n / (st["last"] - first)
     ceil = sum(ceiling) / len(ceiling)
@@ -240,19 +250,7 @@ async def batched(ctx: Ctx) -> dict[str, Any]:
                  max_items_per_batch=100), warm_hook(ctx, "warm-b")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    d = Daemon(ctx.procs, ctx.workdir, "batched", cfg)
-    await d.start()
-    try:
-        await warm_daemon(ctx, d, "warm-b")
-
-        async def work() -> tuple[float, dict[str, Any], float]:
-            posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
-            st = await wait_channel(ctx.s, ctx.receiver, "batched", n, 60 + n / 1000)
-            return posted.first, st, posted.last
-
-        first, st, ingested = await with_spy(ctx, "batched", d, work())
-    finally:
-        await d.stop()
+    first, st, ingested = await timed_daemon_run(ctx, "batched", cfg, "warm-b", bodies, n, 60 + n / 1000)
     ceiling.sort()
     ceil = ceiling[len(ceiling) // 2]
     rate = n / (st["last"] - first)
