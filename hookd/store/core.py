@@ -1,4 +1,4 @@
-"""The only module that touches SQLite: pending work, the batch spool and the delivery log.
+"""The connection and its writer: pending work, the batch spool and the delivery log.
 
 All writes go through one writer task that drains a queue and applies everything
 queued so far in one transaction (group commit): many concurrent ingest requests and
@@ -23,7 +23,8 @@ import aiosqlite
 import orjson
 import structlog
 
-from hookd.models import Delivery, Item, Occurrence, delivery_seq
+from hookd.models import Delivery, Item, Occurrence
+from hookd.store.schema import INSERT_DELIVERY, INSERT_ITEM, SCHEMA, delivery_from_row, delivery_row, item_row
 
 T = TypeVar("T")
 # Under durability = "memory" the open transaction is committed at least this often, so
@@ -33,98 +34,6 @@ MEMORY_COMMIT_SECONDS = 60.0
 LINGER_SECONDS = 0.005
 LINGER_OPS = 64
 log = structlog.get_logger("hookd.store")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS occurrences (
-    id TEXT PRIMARY KEY,
-    received_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS occurrences_received ON occurrences(received_at);
-
--- Items waiting in an open batch; deleted when their batch becomes a delivery.
-CREATE TABLE IF NOT EXISTS items (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    webhook_id TEXT NOT NULL,
-    batch_key TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    event TEXT NOT NULL,
-    occurrence_id TEXT NOT NULL,
-    deadline REAL NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_key ON items(webhook_id, batch_key, seq);
-
-CREATE TABLE IF NOT EXISTS deliveries (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,  -- dlv_<seq>_<tag>: found by seq, so no unique index to maintain
-    message_id TEXT NOT NULL,
-    webhook_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    next_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    status_code INTEGER,
-    error TEXT,
-    duration_ms REAL,
-    items INTEGER NOT NULL,
-    item_ids TEXT NOT NULL,
-    events TEXT NOT NULL,
-    triggers TEXT NOT NULL,
-    lightweight INTEGER NOT NULL,
-    manual INTEGER NOT NULL DEFAULT 0,
-    resend_of TEXT,
-    finished_at REAL,
-    body BLOB,
-    request TEXT,
-    response TEXT
-);
--- The one secondary index: lists, counts, start-up's open deliveries. Every other
--- index would cost each delivery's insert and update on the hot path (SPEC §10).
-CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, state, seq);
-
-CREATE TABLE IF NOT EXISTS attempts (
-    delivery_seq INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    duration_ms REAL NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    manual INTEGER NOT NULL,
-    PRIMARY KEY (delivery_seq, n)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS webhook_state (
-    webhook_id TEXT PRIMARY KEY,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    changed_at REAL
-);
-"""
-
-INSERT_DELIVERY = (
-    "INSERT INTO deliveries (seq, id, message_id, webhook_id, state, created_at, next_at,"
-    " items, item_ids, events, triggers, lightweight, manual, resend_of, body)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-INSERT_ITEM = "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)"
-
-
-def delivery_row(d: Delivery, lightweight: bool) -> tuple[Any, ...]:
-    """The deliveries row of a new delivery."""
-    return (
-        d.seq, d.id, d.message_id, d.webhook_id, "pending", d.created_at, d.next_at or None,
-        len(d.item_ids), orjson.dumps(d.item_ids), orjson.dumps(d.events),
-        orjson.dumps(d.triggers), int(lightweight), int(d.manual), d.resend_of, d.body,
-    )  # fmt: skip
-
-
-def item_row(i: Item) -> tuple[Any, ...]:
-    """The items row of an item waiting in an open batch."""
-    return (
-        i.seq, i.id, i.webhook_id, i.batch_key, i.trigger, i.event, i.occurrence_id,
-        i.deadline, i.body,
-    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -538,7 +447,7 @@ class Store:
                 " WHERE seq = ? AND state IN ('pending', 'retrying')",
                 (seq,),
             ).fetchone()
-            return _delivery(r) if r else None
+            return delivery_from_row(r) if r else None
 
         return await self.run(read)
 
@@ -598,138 +507,3 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
         else:
             seen.add(o.id)
     return dupes
-
-
-def _delivery(r: Sequence[Any]) -> Delivery:
-    return Delivery(
-        seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=r[4] or b"",
-        item_ids=orjson.loads(r[5]), events=orjson.loads(r[6]), triggers=orjson.loads(r[7]),
-        created_at=r[8], state=r[9], attempts=r[10], next_at=r[11] or 0.0,
-        manual=bool(r[12]), resend_of=r[13],
-    )  # fmt: skip
-
-
-# -- the delivery log, as the admin API reads it ------------------------------------------
-
-LIST_COLUMNS = (
-    "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
-    " events, triggers, message_id, next_at, error, manual, resend_of, finished_at"
-)
-
-
-def _summary(r: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "seq": r[0], "id": r[1], "webhook_id": r[2], "state": r[3], "created_at": r[4],
-        "attempts": r[5], "status_code": r[6], "duration_ms": r[7], "items": r[8],
-        "events": orjson.loads(r[9]), "triggers": orjson.loads(r[10]), "message_id": r[11],
-        "next_attempt_at": r[12] if r[3] == "retrying" else None, "error": r[13],
-        "manual": bool(r[14]), "resend_of": r[15], "finished_at": r[16],
-    }  # fmt: skip
-
-
-class LogReader:
-    """Read-only queries over the delivery log; every timestamp is unix seconds."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Deliveries per webhook and state."""
-
-        def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            out: dict[str, dict[str, int]] = {}
-            for wid, state, n in conn.execute(
-                "SELECT webhook_id, state, count(*) FROM deliveries GROUP BY webhook_id, state"
-            ):
-                out.setdefault(wid, {})[state] = n
-            return out
-
-        return await self._store.run(read)
-
-    async def last_attempts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Each webhook's most recent tried delivery: its status, error and time."""
-
-        def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
-            out = {}
-            for wid in webhook_ids:
-                # max(seq) per state rides the (webhook_id, state, seq) index.
-                seqs = [
-                    conn.execute(
-                        "SELECT max(seq) FROM deliveries WHERE webhook_id = ? AND state = ?", (wid, st)
-                    ).fetchone()[0]
-                    for st in ("succeeded", "failed", "retrying")
-                ]
-                newest = max((s for s in seqs if s is not None), default=None)
-                if newest is None:
-                    continue
-                r = conn.execute(
-                    "SELECT status_code, error, coalesce(finished_at, created_at), state FROM deliveries WHERE seq = ?",
-                    (newest,),
-                ).fetchone()
-                out[wid] = {"status_code": r[0], "error": r[1], "at": r[2], "state": r[3]}
-            return out
-
-        return await self._store.run(read)
-
-    async def deliveries(
-        self, webhook_id: str, state: str | None, limit: int, before: int | None
-    ) -> list[dict[str, Any]]:
-        """A page of a webhook's deliveries, newest first."""
-
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE webhook_id = ?"
-            args: list[Any] = [webhook_id]
-            if state is not None:
-                sql += " AND state = ?"
-                args.append(state)
-            if before is not None:
-                sql += " AND seq < ?"
-                args.append(before)
-            sql += " ORDER BY seq DESC LIMIT ?"
-            args.append(limit)
-            return [_summary(r) for r in conn.execute(sql, args)]
-
-        return await self._store.run(read)
-
-    async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """List entries for the given delivery ids, newest first."""
-
-        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            marks = ",".join("?" * len(delivery_ids))
-            seqs = [delivery_seq(i) or 0 for i in delivery_ids]
-            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE seq IN ({marks}) ORDER BY seq DESC"
-            return [_summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
-
-        return await self._store.run(read) if delivery_ids else []
-
-    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
-        """One delivery's whole record, attempts and request/response included."""
-        seq = delivery_seq(delivery_id)
-        if seq is None:
-            return None
-
-        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE seq = ?",
-                (seq,),
-            ).fetchone()
-            if r is None or r[1] != delivery_id:
-                return None
-            rec = _summary(r)
-            rec["item_ids"] = orjson.loads(r[17])
-            rec["lightweight_logs"] = bool(r[18])
-            rec["body"] = r[19]
-            rec["request"] = orjson.loads(r[20]) if r[20] else None
-            rec["response"] = orjson.loads(r[21]) if r[21] else None
-            rec["attempt_log"] = [
-                {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
-                 "error": a[4], "manual": bool(a[5])}
-                for a in conn.execute(
-                    "SELECT n, started_at, duration_ms, status_code, error, manual FROM attempts"
-                    " WHERE delivery_seq = ? ORDER BY n",
-                    (r[0],),
-                )
-            ]  # fmt: skip
-            return rec
-
-        return await self._store.run(read)

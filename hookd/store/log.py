@@ -1,0 +1,135 @@
+"""The delivery log as the admin API reads it: read-only queries, on the store's connection."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from hookd.models import delivery_seq
+from hookd.store.core import Store
+
+LIST_COLUMNS = (
+    "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
+    " events, triggers, message_id, next_at, error, manual, resend_of, finished_at"
+)
+
+
+def _summary(r: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "seq": r[0], "id": r[1], "webhook_id": r[2], "state": r[3], "created_at": r[4],
+        "attempts": r[5], "status_code": r[6], "duration_ms": r[7], "items": r[8],
+        "events": orjson.loads(r[9]), "triggers": orjson.loads(r[10]), "message_id": r[11],
+        "next_attempt_at": r[12] if r[3] == "retrying" else None, "error": r[13],
+        "manual": bool(r[14]), "resend_of": r[15], "finished_at": r[16],
+    }  # fmt: skip
+
+
+class LogReader:
+    """Read-only queries over the delivery log; every timestamp is unix seconds."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Deliveries per webhook and state."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for wid, state, n in conn.execute(
+                "SELECT webhook_id, state, count(*) FROM deliveries GROUP BY webhook_id, state"
+            ):
+                out.setdefault(wid, {})[state] = n
+            return out
+
+        return await self._store.run(read)
+
+    async def last_attempts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each webhook's most recent tried delivery: its status, error and time."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            out = {}
+            for wid in webhook_ids:
+                # max(seq) per state rides the (webhook_id, state, seq) index.
+                seqs = [
+                    conn.execute(
+                        "SELECT max(seq) FROM deliveries WHERE webhook_id = ? AND state = ?", (wid, st)
+                    ).fetchone()[0]
+                    for st in ("succeeded", "failed", "retrying")
+                ]
+                newest = max((s for s in seqs if s is not None), default=None)
+                if newest is None:
+                    continue
+                r = conn.execute(
+                    "SELECT status_code, error, coalesce(finished_at, created_at), state FROM deliveries WHERE seq = ?",
+                    (newest,),
+                ).fetchone()
+                out[wid] = {"status_code": r[0], "error": r[1], "at": r[2], "state": r[3]}
+            return out
+
+        return await self._store.run(read)
+
+    async def deliveries(
+        self, webhook_id: str, state: str | None, limit: int, before: int | None
+    ) -> list[dict[str, Any]]:
+        """A page of a webhook's deliveries, newest first."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE webhook_id = ?"
+            args: list[Any] = [webhook_id]
+            if state is not None:
+                sql += " AND state = ?"
+                args.append(state)
+            if before is not None:
+                sql += " AND seq < ?"
+                args.append(before)
+            sql += " ORDER BY seq DESC LIMIT ?"
+            args.append(limit)
+            return [_summary(r) for r in conn.execute(sql, args)]
+
+        return await self._store.run(read)
+
+    async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """List entries for the given delivery ids, newest first."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            marks = ",".join("?" * len(delivery_ids))
+            seqs = [delivery_seq(i) or 0 for i in delivery_ids]
+            sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE seq IN ({marks}) ORDER BY seq DESC"
+            return [_summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
+
+        return await self._store.run(read) if delivery_ids else []
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        """One delivery's whole record, attempts and request/response included."""
+        seq = delivery_seq(delivery_id)
+        if seq is None:
+            return None
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            r = conn.execute(
+                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            if r is None or r[1] != delivery_id:
+                return None
+            rec = _summary(r)
+            rec["item_ids"] = orjson.loads(r[17])
+            rec["lightweight_logs"] = bool(r[18])
+            rec["body"] = r[19]
+            rec["request"] = orjson.loads(r[20]) if r[20] else None
+            rec["response"] = orjson.loads(r[21]) if r[21] else None
+            rec["attempt_log"] = [
+                {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
+                 "error": a[4], "manual": bool(a[5])}
+                for a in conn.execute(
+                    "SELECT n, started_at, duration_ms, status_code, error, manual FROM attempts"
+                    " WHERE delivery_seq = ? ORDER BY n",
+                    (r[0],),
+                )
+            ]  # fmt: skip
+            return rec
+
+        return await self._store.run(read)
