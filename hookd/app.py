@@ -165,12 +165,12 @@ class App:
 
     # -- reload --------------------------------------------------------------------------
 
-    def _configure(self, config: Config) -> list[str]:
+    def _configure(self, config: Config) -> None:
         self.routing = Routing.build(config)
         self.batcher.configure(config.webhooks, config.batching.spool_after_seconds)
         d = config.delivery
         self.sender.configure(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
-        return self.dispatcher.configure(config)
+        self.dispatcher.configure(config)
 
     async def _take_up(self, config: Config, known: set[str] | None) -> tuple[int, int]:
         """Make ``config`` the live one, reloading the pending work of its webhooks that are

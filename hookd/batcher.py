@@ -251,15 +251,14 @@ class Batcher:
         """The open batches in the store (of ``webhook_ids``, or all), with the items that
         the given config keeps in memory; read before that config goes live."""
         coming = policies(webhooks, spool_after)
-        out = []
-        for ob in await self._store.open_batches():
-            if webhook_ids is not None and ob.webhook_id not in webhook_ids:
-                continue
-            policy = coming.get(ob.webhook_id)
-            spooled = policy is not None and policy.spooled
-            items = [] if spooled else await self._store.batch_items(ob.webhook_id, ob.batch_key, ob.count)
-            out.append((ob, items))
-        return out
+        found = [
+            ob for ob in await self._store.open_batches() if webhook_ids is None or ob.webhook_id in webhook_ids
+        ]
+        # Items are read for the batches the config keeps in memory, all in one trip.
+        in_memory = [ob for ob in found if not ((p := coming.get(ob.webhook_id)) and p.spooled)]
+        read = await self._store.batch_items_many([(ob.webhook_id, ob.batch_key, ob.count) for ob in in_memory])
+        items = {id(ob): got for ob, got in zip(in_memory, read, strict=True)}
+        return [(ob, items.get(id(ob), [])) for ob in found]
 
     def restore(self, found: list[tuple[StoredBatch, list[Item]]]) -> int:
         """Re-open batches read by ``read_open`` with their original deadlines."""

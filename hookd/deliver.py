@@ -87,7 +87,6 @@ class Dispatcher:
         self._inflight = 0
         self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: dict[int, Timer] = {}
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         self.active: dict[str, Delivery] = {}  # delivery id → delivery, in an attempt now
@@ -97,12 +96,11 @@ class Dispatcher:
 
     # -- configuration -----------------------------------------------------------------
 
-    def configure(self, config: Config) -> list[str]:
-        """Apply a (re)loaded config; return the ids of webhooks new to this process."""
+    def configure(self, config: Config) -> None:
+        """Apply a (re)loaded config: new lanes, changed ones updated, removed ones dropped."""
         self._settings = config.delivery
         self._spool_after = config.batching.spool_after_seconds
         self._limit = config.delivery.concurrency
-        added = []
         wanted = {w.id: w for w in config.webhooks}
         for wid in list(self.lanes):
             if wid not in wanted:
@@ -113,12 +111,10 @@ class Dispatcher:
                 lane = Lane(w.id, RequestShape(w), 1, False, False, 0)
                 lane.paused, lane.failures = self._store.counters.webhook_state.get(w.id, (False, 0))
                 self.lanes[w.id] = lane
-                added.append(w.id)
             # Updated in place: attempts in flight hold this object and settle on it.
             self._apply(lane, w, config)
         for lane in list(self.lanes.values()):
             self._pump(lane)
-        return added
 
     def _apply(self, lane: Lane, w: Webhook, config: Config) -> None:
         limit = w.per_webhook_concurrency or config.delivery.per_webhook_concurrency
@@ -139,8 +135,6 @@ class Dispatcher:
         lane.removed = True
         for timer in lane.timers.values():
             timer.cancel()
-        for seq in lane.timers:
-            self._timers.pop(seq, None)
         for seq in [s for s, wid in self._spooled_seqs.items() if wid == lane.webhook_id]:
             del self._spooled_seqs[seq]
         log.warning("webhook_removed", webhook=lane.webhook_id, orphaned=lane.waiting() + len(lane.timers))
@@ -315,10 +309,9 @@ class Dispatcher:
         if old is not None:
             old.cancel()
         timer = self._clock.call_at(due, lambda: self._retry_due(d))
-        lane.timers[d.seq] = self._timers[d.seq] = timer
+        lane.timers[d.seq] = timer
 
     def _retry_due(self, d: Delivery) -> None:
-        self._timers.pop(d.seq, None)
         lane = self.lanes.get(d.webhook_id)
         if lane is None:
             return
@@ -347,11 +340,12 @@ class Dispatcher:
         count = 0
         now = self._clock.now()
         for d in deliveries:
-            if d.id in self.active or d.seq in self._timers or d.seq in self._spooled_seqs:
+            lane = self.lanes.get(d.webhook_id)
+            waiting = lane is not None and d.seq in lane.timers
+            if d.id in self.active or waiting or d.seq in self._spooled_seqs:
                 continue  # already here: in flight, or waiting out a retry
             count += 1
             if d.state == "retrying" and d.next_at > now:
-                lane = self.lanes.get(d.webhook_id)
                 if lane is not None:
                     self._schedule_retry(lane, d, d.next_at)
                 continue
@@ -378,9 +372,10 @@ class Dispatcher:
     async def stop(self, grace: float) -> int:
         """Start nothing new; give in-flight attempts ``grace`` seconds; return how many were cut."""
         self._stopping = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        for lane in self.lanes.values():
+            for timer in lane.timers.values():
+                timer.cancel()
+            lane.timers.clear()
         if not self._tasks:
             return 0
         _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)

@@ -464,10 +464,6 @@ class Store:
 
         return await self.run(read)
 
-    async def batch_items(self, webhook_id: str, batch_key: str, limit: int) -> list[Item]:
-        """The oldest ``limit`` items of an open batch, in arrival order."""
-        return (await self.batch_items_many([(webhook_id, batch_key, limit)]))[0]
-
     async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
         """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
 
