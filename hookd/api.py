@@ -156,6 +156,13 @@ class Api:
             body=self._metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
 
+    async def _states(self, hooks: list[Webhook]) -> list[dict[str, Any]]:
+        """The health of each of ``hooks``: state, counts by delivery state, last result."""
+        ids = [w.id for w in hooks]
+        counts = await self._log.counts(ids)
+        last = await self._log.last_attempts(ids)
+        return [self._state(w, counts, last) for w in hooks]
+
     def _state(self, w: Webhook, counts: dict[str, dict[str, int]], last: dict[str, Any]) -> dict[str, Any]:
         lane = self._dispatcher.lanes.get(w.id)
         paused = lane.paused if lane else False
@@ -183,10 +190,7 @@ class Api:
 
     async def webhooks(self, request: web.Request) -> web.Response:
         """Every configured webhook with its health."""
-        config = self._config()
-        counts = await self._log.counts()
-        last = await self._log.last_attempts([w.id for w in config.webhooks])
-        return json_response({"webhooks": [self._state(w, counts, last) for w in config.webhooks]})
+        return json_response({"webhooks": await self._states(list(self._config().webhooks))})
 
     def _find(self, request: web.Request) -> Webhook | None:
         return self._config().webhook(request.match_info["id"])
@@ -196,9 +200,8 @@ class Api:
         w = self._find(request)
         if w is None:
             return error(404, "not_found", f"no webhook {request.match_info['id']!r}")
-        counts = await self._log.counts()
-        last = await self._log.last_attempts([w.id])
-        return json_response({**self._state(w, counts, last), "config": webhook_config(w)})
+        (state,) = await self._states([w])
+        return json_response({**state, "config": webhook_config(w)})
 
     async def deliveries(self, request: web.Request) -> web.Response:
         """A webhook's deliveries, newest first, paged by ``before``."""
@@ -266,9 +269,8 @@ class Api:
         if not w.enabled:
             return error(409, "disabled_in_config", "the webhook is disabled in the config file (enabled = false)")
         self._dispatcher.enable(w.id)
-        counts = await self._log.counts()
-        last = await self._log.last_attempts([w.id])
-        return json_response(self._state(w, counts, last))
+        (state,) = await self._states([w])
+        return json_response(state)
 
 
 def _int(raw: str | None, default: int | None) -> int | None:

@@ -33,13 +33,16 @@ class LogReader:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Deliveries per webhook and state."""
+    async def counts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Deliveries per webhook (of ``webhook_ids``) and state."""
 
         def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
             out: dict[str, dict[str, int]] = {}
+            marks = ",".join("?" * len(webhook_ids))
             for wid, state, n in conn.execute(
-                "SELECT webhook_id, state, count(*) FROM deliveries GROUP BY webhook_id, state"
+                "SELECT webhook_id, state, count(*) FROM deliveries"
+                f" WHERE webhook_id IN ({marks}) GROUP BY webhook_id, state",
+                list(webhook_ids),
             ):
                 out.setdefault(wid, {})[state] = n
             return out
