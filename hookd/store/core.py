@@ -24,7 +24,18 @@ import orjson
 import structlog
 
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store.schema import INSERT_DELIVERY, INSERT_ITEM, SCHEMA, delivery_from_row, delivery_row, item_row
+from hookd.store.schema import (
+    DELETE_ITEMS,
+    INSERT_DELIVERIES,
+    INSERT_ITEMS,
+    INSERT_OCCURRENCES,
+    SCHEMA,
+    SEEN_OCCURRENCES,
+    Packed,
+    add_delivery_row,
+    add_item_row,
+    delivery_from_row,
+)
 
 T = TypeVar("T")
 # Under durability = "memory" the open transaction is committed at least this often, so
@@ -33,6 +44,7 @@ MEMORY_COMMIT_SECONDS = 60.0
 # Writes nobody waits for linger this long (or until this many are queued) for company.
 LINGER_SECONDS = 0.005
 LINGER_OPS = 64
+MIN_SQLITE = (3, 38)
 log = structlog.get_logger("hookd.store")
 
 
@@ -56,20 +68,53 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Outcomes:
-    """Attempt rows and delivery updates written together."""
+    """Attempt rows and delivery updates written together, one statement each."""
 
-    attempts: list[tuple[Any, ...]]
-    updates: list[tuple[Any, ...]]
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    # seq → (state, next_at, attempts, status, error, duration, finished_at, drop_body,
+    # request, response); a later attempt of the same delivery folds into its entry.
+    updates: dict[int, list[Any]] = field(default_factory=dict)
+
+    def add(self, attempt: tuple[Any, ...], seq: int, update: list[Any]) -> None:
+        self.attempts.append(attempt)
+        earlier = self.updates.get(seq)
+        if earlier is not None:  # keep the request and response an attempt without them left alone
+            update[8] = update[8] if update[8] is not None else earlier[8]
+            update[9] = update[9] if update[9] is not None else earlier[9]
+        self.updates[seq] = update
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)", self.attempts)
-        conn.executemany(
-            "UPDATE deliveries SET state=?, next_at=?, attempts=?, status_code=?, error=?,"
-            " duration_ms=?, finished_at=?, request=coalesce(?, request),"
-            " response=coalesce(?, response),"
-            " body=CASE WHEN ? THEN NULL ELSE body END WHERE seq=?",
-            self.updates,
+        conn.execute(
+            "INSERT OR REPLACE INTO attempts (delivery_seq, n, started_at, duration_ms, status_code, error, manual)"
+            " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?)",
+            (orjson.dumps(self.attempts),),
         )
+        packed = Packed()
+        for seq, u in self.updates.items():
+            packed.add([seq, *u[:8]], u[8], u[9])
+        conn.execute(
+            "UPDATE deliveries SET state = u.value->>1, next_at = u.value->>2, attempts = u.value->>3,"
+            " status_code = u.value->>4, error = u.value->>5, duration_ms = u.value->>6,"
+            " finished_at = u.value->>7,"
+            " request = coalesce(substr(?2, u.value->>9, u.value->>10), request),"
+            " response = coalesce(substr(?2, u.value->>11, u.value->>12), response),"
+            " body = CASE WHEN u.value->>8 THEN NULL ELSE body END"
+            " FROM json_each(?1) AS u WHERE deliveries.seq = u.value->>0",
+            packed.params(),
+        )
+
+
+@dataclass(slots=True)
+class _NewDeliveries:
+    """New deliveries (flushed batches, resends) and the items they consumed."""
+
+    rows: Packed = field(default_factory=Packed)
+    consumed: list[int] = field(default_factory=list)
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        conn.execute(INSERT_DELIVERIES, self.rows.params())
+        if self.consumed:
+            conn.execute(DELETE_ITEMS, (orjson.dumps(self.consumed),))
 
 
 @dataclass(slots=True)
@@ -117,6 +162,11 @@ class Store:
 
     async def open(self) -> None:
         """Open (creating) the file and read the counters."""
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            # The packed writes use the ->> operator (3.38). An environment problem,
+            # reported like a missing file rather than as a crash.
+            need = ".".join(map(str, MIN_SQLITE))
+            raise OSError(f"SQLite {sqlite3.sqlite_version} is too old: hookd needs {need} or newer")
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
@@ -286,17 +336,21 @@ class Store:
 
         def apply(conn: sqlite3.Connection) -> set[int]:
             dupes = find_duplicates(conn, occurrences)
-            conn.executemany(
-                "INSERT INTO occurrences VALUES (?, ?)",
-                [(o.id, received_at) for i, o in enumerate(occurrences) if o.client_id and i not in dupes],
-            )
+            fresh = [o.id for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
+            if fresh:
+                conn.execute(INSERT_OCCURRENCES, (orjson.dumps(fresh), received_at))
             if deliveries:
-                conn.executemany(
-                    INSERT_DELIVERY,
-                    [delivery_row(d, lw) for i, d, lw in deliveries if i not in dupes],
-                )
+                packed = Packed()
+                for i, d, lw in deliveries:
+                    if i not in dupes:
+                        add_delivery_row(packed, d, lw)
+                conn.execute(INSERT_DELIVERIES, packed.params())
             if items:
-                conn.executemany(INSERT_ITEM, [item_row(it) for i, it in items if i not in dupes])
+                packed = Packed()
+                for i, it in items:
+                    if i not in dupes:
+                        add_item_row(packed, it)
+                conn.execute(INSERT_ITEMS, packed.params())
             return dupes
 
         fut = self.submit(apply, wait=True)
@@ -307,16 +361,17 @@ class Store:
     def add_delivery(self, d: Delivery, lightweight: bool, consumed_items: Iterable[int] = ()) -> asyncio.Future[None]:
         """Record a new delivery (a flushed batch, a resend) and drop the items it consumed;
         the future resolves once that is committed."""
-        row = delivery_row(d, lightweight)
-        seqs = [(s,) for s in consumed_items]
-
-        def apply(conn: sqlite3.Connection) -> None:
-            conn.execute(INSERT_DELIVERY, row)
-            if seqs:
-                conn.executemany("DELETE FROM items WHERE seq = ?", seqs)
-
-        fut = self.submit(apply, wait=True)
+        # New deliveries queued back to back share one op (and its future), so a spool
+        # round of 10,000 batches is two statements. Only the queue's tail is joined.
+        tail = self._ops[-1] if self._ops else None
+        if tail is not None and isinstance(tail.fn, _NewDeliveries):
+            op, fut = tail.fn, tail.future
+        else:
+            op = _NewDeliveries()
+            fut = self.submit(op, wait=True)
         assert fut is not None
+        add_delivery_row(op.rows, d, lightweight)
+        op.consumed.extend(consumed_items)
         return fut
 
     def record(self, o: Outcome) -> None:
@@ -326,20 +381,20 @@ class Store:
         request = orjson.dumps(o.request) if o.request is not None else None
         response = orjson.dumps(o.response) if o.response is not None else None
         attempt = (d.seq, o.n, o.started_at, o.duration_ms, o.status_code, o.error, int(o.manual))
-        update = (
-            o.state, o.next_at, o.n, o.status_code, o.error, o.duration_ms,
-            o.started_at if final else None, request, response,
-            1 if (final and o.lightweight) else 0, d.seq,
-        )  # fmt: skip
+        update = [
+            o.state, o.next_at, o.n, o.status_code, o.error, o.duration_ms, o.started_at if final else None,
+            1 if (final and o.lightweight) else 0, request, response,
+        ]  # fmt: skip
 
-        # Outcomes queued back to back share one executemany. Only the queue's tail is
-        # joined: an outcome must never be applied ahead of its delivery's insert.
+        # Outcomes queued back to back share one op. Only the queue's tail is joined: an
+        # outcome must never be applied ahead of its delivery's insert.
         tail = self._ops[-1] if self._ops else None
         if tail is not None and isinstance(tail.fn, _Outcomes):
-            tail.fn.attempts.append(attempt)
-            tail.fn.updates.append(update)
+            tail.fn.add(attempt, d.seq, update)
         else:
-            self.submit(_Outcomes([attempt], [update]))
+            op = _Outcomes()
+            op.add(attempt, d.seq, update)
+            self.submit(op)
 
     def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
         """Persist a webhook's auto-disable state and failure streak."""
@@ -367,19 +422,23 @@ class Store:
         def apply(conn: sqlite3.Connection) -> int:
             # Sequence order is creation order, so the oldest rows come first in the
             # table's own order and the scan stops at the first row inside the window
-            # (no index on created_at to keep up on the hot path).
-            seqs: list[int] = []
-            rows = conn.execute("SELECT seq, created_at, state, webhook_id FROM deliveries ORDER BY seq")
-            for seq, created, state, wid in rows:
-                if created >= cutoff or len(seqs) >= limit:
-                    break
-                if state in ("succeeded", "failed") or wid not in configured:
-                    seqs.append(seq)
-            conn.executemany("DELETE FROM attempts WHERE delivery_seq = ?", [(s,) for s in seqs])
-            conn.executemany("DELETE FROM deliveries WHERE seq = ?", [(s,) for s in seqs])
+            # (no index on created_at to keep up on the hot path). Each step is one
+            # statement: a row-by-row loop here would wait for the GIL at every row.
+            (found,) = conn.execute(
+                "SELECT json_group_array(seq) FROM (SELECT seq FROM deliveries WHERE seq < coalesce("
+                " (SELECT seq FROM deliveries WHERE created_at >= ?1 ORDER BY seq LIMIT 1), 1 << 62)"
+                " AND (state IN ('succeeded', 'failed') OR webhook_id NOT IN (SELECT value FROM json_each(?2)))"
+                " ORDER BY seq LIMIT ?3)",
+                (cutoff, orjson.dumps(sorted(configured)), limit),
+            ).fetchone()
+            seqs = orjson.loads(found)
+            conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
+            conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
             conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
-            marks = ",".join("?" * len(configured))
-            conn.execute(f"DELETE FROM items WHERE deadline < ? AND webhook_id NOT IN ({marks})", (cutoff, *configured))
+            conn.execute(
+                "DELETE FROM items WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
+                (cutoff, orjson.dumps(sorted(configured))),
+            )
             return len(seqs)
 
         fut = self.submit(apply, wait=True)
@@ -489,11 +548,8 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
     ids = [o.id for o in occurrences if o.client_id]
     if not ids:
         return set()
-    seen: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        seen.update(r[0] for r in conn.execute(f"SELECT id FROM occurrences WHERE id IN ({marks})", chunk))
+    # One statement for the whole request; only ids seen before come back as rows.
+    seen: set[str] = {r[0] for r in conn.execute(SEEN_OCCURRENCES, (orjson.dumps(ids),))}
     dupes = set()
     for i, o in enumerate(occurrences):
         if not o.client_id:
