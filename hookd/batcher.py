@@ -189,7 +189,7 @@ class Batcher:
         d = make_delivery(self._ids, self._store, webhook_id, items, self._clock.now())
         if webhook_id not in self._policies:  # no longer batching: the item's own body, not an array
             d.body = items[0].body
-        committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), [i.seq for i in items])
+        committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), items)
 
         # Sent only once its row is committed: a crash before that leaves the items to
         # be batched again, never a delivery the receiver saw under a webhook-id we lost.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
@@ -134,6 +135,8 @@ class Ingest:
         rt = self._routing()
         deliveries: list[tuple[int, Delivery, bool]] = []
         items: list[tuple[int, Item]] = []
+        # The request's items of one webhook and batch key share a store chunk (one row).
+        chunks: dict[tuple[str, str], list[Any]] = {}  # → [seq, items so far, deadline]
         ids, store, batcher = self._ids, self._store, self._batcher
         route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
         for idx, occ in enumerate(occurrences):
@@ -156,11 +159,14 @@ class Ingest:
                 else:
                     key = batch_key(mode, tid, occ.event)
                     assert key is not None
+                    chunk = chunks.get((wid, key))
+                    if chunk is None:
+                        chunk = chunks[(wid, key)] = [store.next_item_seq(), 0, batcher.deadline_for(wid, key, now)]
                     item = Item(
                         id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
-                        body=body, batch_key=key, seq=store.next_item_seq(),
-                        deadline=batcher.deadline_for(wid, key, now),
+                        body=body, batch_key=key, seq=chunk[0], pos=chunk[1], deadline=chunk[2],
                     )  # fmt: skip
+                    chunk[1] += 1
                     items.append((idx, item))
         try:
             dupes = await store.ingest(occurrences, now, deliveries, items)

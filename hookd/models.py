@@ -85,7 +85,8 @@ class Item:
     occurrence_id: str
     body: bytes
     batch_key: str | None = None  # None: delivered alone
-    seq: int = 0  # store order; set for batched items
+    seq: int = 0  # batched items: the store chunk (one per request and key) holding it
+    pos: int = 0  # its place in that chunk
     deadline: float = 0.0  # the open batch's deadline (unix seconds)
 
 

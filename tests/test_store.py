@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -48,24 +49,82 @@ async def test_new_deliveries_keep_their_bodies_and_lists_exactly(tmp_path: Path
         assert counts == [(i + 1, 2, i % 2) for i in range(len(BODIES))]
 
 
-async def test_a_new_batch_delivery_removes_exactly_its_items(tmp_path: Path) -> None:
-    """The items a batch consumed leave the spool in the same commit; the others stay."""
+def _items(seq: int, key: str, n: int, start: int = 0) -> list[Item]:
+    """``n`` items sharing chunk ``seq`` (one request, one key), bodies of every kind."""
+    return [
+        Item(id=f"{key}{seq}.{p}", webhook_id="w", trigger="t", event="x.created", occurrence_id=f"o{seq}.{p}",
+             body=BODIES[p % len(BODIES)], batch_key=key, seq=seq, pos=p, deadline=5.0 + seq)
+        for p in range(start, start + n)
+    ]  # fmt: skip
+
+
+def _seen(items: list[Item]) -> list[tuple[str, bytes, float, int, int]]:
+    return [(i.id, i.body, i.deadline, i.seq, i.pos) for i in items]
+
+
+async def test_a_request_s_items_share_a_chunk_and_batches_take_exactly_theirs(tmp_path: Path) -> None:
+    """One request's items of a key are one row; a batch delivery takes exactly the items
+    it carries, whatever their order, and a chunk leaves once all of it is taken."""
     ids = IdFactory()
     async with running_store(tmp_path / "t.db") as store:
-        items = [
-            Item(id=f"it{n}", webhook_id="w", trigger="t", event="x.created", occurrence_id=f"o{n}",
-                 body=BODIES[n % len(BODIES)], batch_key="*", seq=n, deadline=5.0 + n)
-            for n in range(1, 11)
-        ]  # fmt: skip
-        occs = [_occ(ids, None) for _ in items]
-        await store.ingest(occs, 1.0, [], list(enumerate(items)))
-        found = await store.batch_items_many([("w", "*", 100)])
-        assert [(i.id, i.body, i.deadline) for i in found[0]] == [(i.id, i.body, i.deadline) for i in items]
-        f1 = store.add_delivery(_delivery(ids, 1, b"[]"), False, [1, 2, 3])
-        f2 = store.add_delivery(_delivery(ids, 2, b"[]"), False, [5])
+        a, b = _items(1, "k", 6), _items(2, "other", 3)
+        mixed = [a[0], b[0], a[1], a[2], b[1], a[3], b[2], a[4], a[5]]  # interleaved, as routing makes them
+        await store.ingest([_occ(ids, None) for _ in mixed], 1.0, [], list(enumerate(mixed)))
+        rows = await store.run(lambda c: c.execute("SELECT seq, batch_key, left FROM chunks ORDER BY seq").fetchall())
+        assert rows == [(1, "k", 6), (2, "other", 3)]
+        found = await store.batch_items_many([("w", "k", 100), ("w", "other", 2)])
+        assert [_seen(f) for f in found] == [_seen(a), _seen(b[:2])]
+
+        f1 = store.add_delivery(_delivery(ids, 1, b"[]"), False, [a[3], a[0], a[1]])
+        f2 = store.add_delivery(_delivery(ids, 2, b"[]"), False, b)
         await asyncio.gather(f1, f2)
-        left = await store.run(lambda c: [r[0] for r in c.execute("SELECT seq FROM items ORDER BY seq")])
-        assert left == [4, 6, 7, 8, 9, 10]
+        found = await store.batch_items_many([("w", "k", 100), ("w", "other", 100)])
+        assert [_seen(f) for f in found] == [_seen([a[2], a[4], a[5]]), []]
+        left = await store.run(lambda c: c.execute("SELECT seq, left FROM chunks").fetchall())
+        assert left == [(1, 3)]  # chunk 2 is gone, all of it taken
+        batches = await store.open_batches()
+        assert [(ob.webhook_id, ob.batch_key, ob.count, ob.deadline) for ob in batches] == [("w", "k", 3, 6.0)]
+
+
+async def test_batch_reads_skip_taken_items_across_chunks_up_to_the_limit(tmp_path: Path) -> None:
+    """A key's oldest items come first across chunks (requests), skipping those taken."""
+    ids = IdFactory()
+    async with running_store(tmp_path / "t.db") as store:
+        first, second = _items(1, "k", 3), _items(2, "k", 3)
+        for batch in (first, second):
+            await store.ingest([_occ(ids, None) for _ in batch], 1.0, [], list(enumerate(batch)))
+        await store.add_delivery(_delivery(ids, 1, b"[]"), False, first[:2])
+        (got,) = await store.batch_items_many([("w", "k", 3)])
+        assert _seen(got) == _seen([first[2], *second[:2]])
+
+
+async def test_an_items_table_from_schema_0_is_migrated_to_chunks(tmp_path: Path) -> None:
+    """A store written before chunks (one items row per item) opens with those items intact."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+        " batch_key TEXT NOT NULL, trigger TEXT NOT NULL, event TEXT NOT NULL, occurrence_id TEXT NOT NULL,"
+        " deadline REAL NOT NULL, body BLOB NOT NULL);"
+        "CREATE INDEX items_key ON items(webhook_id, batch_key, seq);"
+    )
+    conn.executemany(
+        "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)",
+        [(n, f"i{n}", "w", "k", "t", "x.created", f"o{n}", 7.0 + n, BODIES[n % len(BODIES)]) for n in (3, 9)],
+    )
+    conn.commit()
+    conn.close()
+    async with running_store(path) as store:
+        assert store.counters.item_seq == 9
+        (got,) = await store.batch_items_many([("w", "k", 10)])
+        assert [(i.id, i.body, i.deadline, i.seq) for i in got] == [
+            ("i3", BODIES[3], 10.0, 3), ("i9", BODIES[4], 16.0, 9)
+        ]  # fmt: skip
+        batches = await store.open_batches()
+        assert [(ob.batch_key, ob.count, ob.deadline) for ob in batches] == [("k", 2, 10.0)]
+        tables = await store.run(lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master")])
+        assert "items" not in tables
+        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == 1
 
 
 async def test_duplicates_are_found_within_a_request_and_across_requests(tmp_path: Path) -> None:

@@ -25,15 +25,19 @@ import structlog
 
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store.schema import (
-    DELETE_ITEMS,
+    CONSUME_CHUNKS,
+    DELETE_CONSUMED,
+    INSERT_CHUNKS,
     INSERT_DELIVERIES,
-    INSERT_ITEMS,
     INSERT_OCCURRENCES,
+    MIGRATE_ITEMS,
     SCHEMA,
+    SCHEMA_VERSION,
     SEEN_OCCURRENCES,
     Packed,
+    add_chunk_rows,
     add_delivery_row,
-    add_item_row,
+    chunk_items,
     delivery_from_row,
 )
 
@@ -106,15 +110,17 @@ class _Outcomes:
 
 @dataclass(slots=True)
 class _NewDeliveries:
-    """New deliveries (flushed batches, resends) and the items they consumed."""
+    """New deliveries (flushed batches, resends) and the batched items they took."""
 
     rows: Packed = field(default_factory=Packed)
-    consumed: list[int] = field(default_factory=list)
+    taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         conn.execute(INSERT_DELIVERIES, self.rows.params())
-        if self.consumed:
-            conn.execute(DELETE_ITEMS, (orjson.dumps(self.consumed),))
+        if self.taken:
+            chunks = [[seq, "".join(f"{p}," for p in ps), len(ps)] for seq, ps in self.taken.items()]
+            conn.execute(CONSUME_CHUNKS, (orjson.dumps(chunks),))
+            conn.execute(DELETE_CONSUMED, (orjson.dumps(chunks),))
 
 
 @dataclass(slots=True)
@@ -178,8 +184,13 @@ class Store:
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(SCHEMA)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone():
+                conn.executescript(f"BEGIN; {MIGRATE_ITEMS} COMMIT;")
+                log.info("store_migrated", to_version=SCHEMA_VERSION)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         c = self.counters
-        c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
+        c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
         c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
         for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
             c.webhook_state[wid] = (bool(disabled), failures)
@@ -347,10 +358,8 @@ class Store:
                 conn.execute(INSERT_DELIVERIES, packed.params())
             if items:
                 packed = Packed()
-                for i, it in items:
-                    if i not in dupes:
-                        add_item_row(packed, it)
-                conn.execute(INSERT_ITEMS, packed.params())
+                add_chunk_rows(packed, [it for i, it in items if i not in dupes])
+                conn.execute(INSERT_CHUNKS, packed.params())
             return dupes
 
         fut = self.submit(apply, wait=True)
@@ -358,9 +367,9 @@ class Store:
         result: set[int] = await fut
         return result
 
-    def add_delivery(self, d: Delivery, lightweight: bool, consumed_items: Iterable[int] = ()) -> asyncio.Future[None]:
-        """Record a new delivery (a flushed batch, a resend) and drop the items it consumed;
-        the future resolves once that is committed."""
+    def add_delivery(self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = ()) -> asyncio.Future[None]:
+        """Record a new delivery (a flushed batch, a resend) and mark the batched items it
+        took as gone from the spool; the future resolves once that is committed."""
         # New deliveries queued back to back share one op (and its future), so a spool
         # round of 10,000 batches is two statements. Only the queue's tail is joined.
         tail = self._ops[-1] if self._ops else None
@@ -371,7 +380,8 @@ class Store:
             fut = self.submit(op, wait=True)
         assert fut is not None
         add_delivery_row(op.rows, d, lightweight)
-        op.consumed.extend(consumed_items)
+        for item in consumed:
+            op.taken.setdefault(item.seq, []).append(item.pos)
         return fut
 
     def record(self, o: Outcome) -> None:
@@ -436,7 +446,7 @@ class Store:
             conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
             conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
             conn.execute(
-                "DELETE FROM items WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
+                "DELETE FROM chunks WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
                 (cutoff, orjson.dumps(sorted(configured))),
             )
             return len(seqs)
@@ -517,7 +527,7 @@ class Store:
             return [
                 OpenBatch(*r)
                 for r in conn.execute(
-                    "SELECT webhook_id, batch_key, min(deadline), count(*) FROM items GROUP BY webhook_id, batch_key"
+                    "SELECT webhook_id, batch_key, min(deadline), sum(left) FROM chunks GROUP BY webhook_id, batch_key"
                 )
             ]
 
@@ -527,18 +537,19 @@ class Store:
         """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
 
         def read(conn: sqlite3.Connection) -> list[list[Item]]:
-            return [
-                [
-                    Item(id=r[1], webhook_id=webhook_id, trigger=r[2], event=r[3], occurrence_id=r[4],
-                         body=r[5], batch_key=batch_key, seq=r[0], deadline=r[6])
-                    for r in conn.execute(
-                        "SELECT seq, id, trigger, event, occurrence_id, body, deadline FROM items"
-                        " WHERE webhook_id = ? AND batch_key = ? ORDER BY seq LIMIT ?",
-                        (webhook_id, batch_key, limit),
-                    )
-                ]
-                for webhook_id, batch_key, limit in batches
-            ]  # fmt: skip
+            out: list[list[Item]] = []
+            for webhook_id, batch_key, limit in batches:
+                got: list[Item] = []
+                rows = conn.execute(
+                    "SELECT seq, done, meta, bodies FROM chunks WHERE webhook_id = ? AND batch_key = ? ORDER BY seq",
+                    (webhook_id, batch_key),
+                )
+                for seq, done, meta, bodies in rows:
+                    got += chunk_items(webhook_id, batch_key, seq, done, meta, bodies)
+                    if len(got) >= limit:
+                        break
+                out.append(got[:limit])
+            return out
 
         return await self.run(read)
 

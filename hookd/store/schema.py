@@ -17,19 +17,22 @@ CREATE TABLE IF NOT EXISTS occurrences (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS occurrences_received ON occurrences(received_at);
 
--- Items waiting in an open batch; deleted when their batch becomes a delivery.
-CREATE TABLE IF NOT EXISTS items (
+-- Items waiting in open batches, one row per ingest request and batch key (a chunk):
+-- one insert per request, not one per item (SPEC §10). meta holds each item as
+-- [pos, id, trigger, event, occurrence_id, deadline, start, length], its body being
+-- bodies[start, start + length) (1-based). A batch delivery appends the positions it
+-- took to done and lowers left; the chunk goes when left reaches 0.
+CREATE TABLE IF NOT EXISTS chunks (
     seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
     batch_key TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    event TEXT NOT NULL,
-    occurrence_id TEXT NOT NULL,
     deadline REAL NOT NULL,
-    body BLOB NOT NULL
+    left INTEGER NOT NULL,
+    done TEXT NOT NULL DEFAULT '',  -- consumed positions, each followed by a comma
+    meta TEXT NOT NULL,
+    bodies BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS items_key ON items(webhook_id, batch_key, seq);
+CREATE INDEX IF NOT EXISTS chunks_key ON chunks(webhook_id, batch_key, seq);
 
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,
@@ -90,12 +93,17 @@ INSERT_DELIVERIES = (
     " json_array_length(value->6), value->6, value->7, value->8, value->>9, value->>10, value->>11,"
     " substr(?2, value->>12, value->>13) FROM json_each(?1)"
 )
-INSERT_ITEMS = (
-    "INSERT INTO items (seq, id, webhook_id, batch_key, trigger, event, occurrence_id, deadline, body)"
-    " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,"
-    " substr(?2, value->>8, value->>9) FROM json_each(?1)"
+INSERT_CHUNKS = (
+    "INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta, bodies)"
+    " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->5, substr(?2, value->>6, value->>7)"
+    " FROM json_each(?1)"
 )
-DELETE_ITEMS = "DELETE FROM items WHERE seq IN (SELECT value FROM json_each(?))"
+# ?1: [[chunk seq, "pos,pos,", count], ...]
+CONSUME_CHUNKS = (
+    "UPDATE chunks SET done = done || u.value->>1, left = left - u.value->>2"
+    " FROM json_each(?1) AS u WHERE chunks.seq = u.value->>0"
+)
+DELETE_CONSUMED = "DELETE FROM chunks WHERE seq IN (SELECT value->>0 FROM json_each(?)) AND left <= 0"
 INSERT_OCCURRENCES = "INSERT INTO occurrences (id, received_at) SELECT value, ?2 FROM json_each(?1)"
 SEEN_OCCURRENCES = "SELECT id FROM occurrences WHERE id IN (SELECT value FROM json_each(?))"
 
@@ -134,11 +142,42 @@ def add_delivery_row(packed: Packed, d: Delivery, lightweight: bool) -> None:
     )  # fmt: skip
 
 
-def add_item_row(packed: Packed, i: Item) -> None:
-    """Add an item waiting in an open batch to an INSERT_ITEMS batch."""
-    packed.add(
-        [i.seq, i.id, i.webhook_id, i.batch_key, i.trigger, i.event, i.occurrence_id, i.deadline], i.body
-    )
+def add_chunk_rows(packed: Packed, items: Sequence[Item]) -> None:
+    """Add the chunks of one request's items (grouped by ``seq``, in order) to an INSERT_CHUNKS batch."""
+    chunks: dict[int, list[Item]] = {}
+    for i in items:
+        chunks.setdefault(i.seq, []).append(i)
+    for seq, members in chunks.items():
+        meta = []
+        start = 1
+        for i in members:
+            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body)])
+            start += len(i.body)
+        first = members[0]
+        fields = [seq, first.webhook_id, first.batch_key, min(i.deadline for i in members), len(members), meta]
+        packed.add(fields, b"".join(i.body for i in members))
+
+
+def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str, bodies: bytes) -> list[Item]:
+    """The items of a chunk row not yet taken by a batch, in order."""
+    taken = {int(p) for p in done.split(",") if p}
+    return [
+        Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ,
+             body=bodies[a - 1 : a - 1 + n], batch_key=batch_key, seq=seq, pos=pos, deadline=deadline)
+        for pos, iid, trigger, event, occ, deadline, a, n in orjson.loads(meta)
+        if pos not in taken
+    ]  # fmt: skip
+
+
+# An items table of one row per item came before chunks (schema version 0).
+MIGRATE_ITEMS = """
+INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta, bodies)
+SELECT seq, webhook_id, batch_key, deadline, 1,
+       json_array(json_array(0, id, trigger, event, occurrence_id, deadline, 1, length(body))), body
+FROM items ORDER BY seq;
+DROP TABLE items;
+"""
+SCHEMA_VERSION = 1
 
 
 def delivery_from_row(r: Sequence[Any]) -> Delivery:
