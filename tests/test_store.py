@@ -98,33 +98,56 @@ async def test_batch_reads_skip_taken_items_across_chunks_up_to_the_limit(tmp_pa
         assert _seen(got) == _seen([first[2], *second[:2]])
 
 
-async def test_an_items_table_from_schema_0_is_migrated_to_chunks(tmp_path: Path) -> None:
-    """A store written before chunks (one items row per item) opens with those items intact."""
+# The tables of hookd 0.1.0 (schema version 0) that later versions changed.
+SCHEMA_0 = """
+CREATE TABLE items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, webhook_id TEXT NOT NULL,
+    batch_key TEXT NOT NULL, trigger TEXT NOT NULL, event TEXT NOT NULL, occurrence_id TEXT NOT NULL,
+    deadline REAL NOT NULL, body BLOB NOT NULL);
+CREATE INDEX items_key ON items(webhook_id, batch_key, seq);
+CREATE TABLE deliveries (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, message_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL, next_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, status_code INTEGER, error TEXT, duration_ms REAL,
+    items INTEGER NOT NULL, item_ids TEXT NOT NULL, events TEXT NOT NULL, triggers TEXT NOT NULL,
+    lightweight INTEGER NOT NULL, manual INTEGER NOT NULL DEFAULT 0, resend_of TEXT, finished_at REAL,
+    body BLOB, request TEXT, response TEXT);
+CREATE INDEX deliveries_webhook ON deliveries(webhook_id, state, seq);
+"""
+
+
+async def test_a_store_of_schema_0_is_migrated_with_its_items_and_deliveries(tmp_path: Path) -> None:
+    """A store written by hookd 0.1.0 (an items row per item, bodies on deliveries rows)
+    opens with its waiting items and its deliveries' bodies intact."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    conn.executescript(
-        "CREATE TABLE items (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, webhook_id TEXT NOT NULL,"
-        " batch_key TEXT NOT NULL, trigger TEXT NOT NULL, event TEXT NOT NULL, occurrence_id TEXT NOT NULL,"
-        " deadline REAL NOT NULL, body BLOB NOT NULL);"
-        "CREATE INDEX items_key ON items(webhook_id, batch_key, seq);"
-    )
+    conn.executescript(SCHEMA_0)
     conn.executemany(
         "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)",
         [(n, f"i{n}", "w", "k", "t", "x.created", f"o{n}", 7.0 + n, BODIES[n % len(BODIES)]) for n in (3, 9)],
     )
+    conn.execute(
+        "INSERT INTO deliveries (seq, id, message_id, webhook_id, state, created_at, items, item_ids, events,"
+        " triggers, lightweight, body) VALUES (5, 'dlv_5_abc', 'msg_1', 'w', 'retrying', 1.0, 2, ?, ?, ?, 0, ?)",
+        (b'["i1","i2"]', b'["x.created"]', b'["t"]', BODIES[1]),
+    )
     conn.commit()
     conn.close()
     async with running_store(path) as store:
-        assert store.counters.item_seq == 9
+        assert (store.counters.item_seq, store.counters.delivery_seq) == (9, 5)
         (got,) = await store.batch_items_many([("w", "k", 10)])
         assert [(i.id, i.body, i.deadline, i.seq) for i in got] == [
             ("i3", BODIES[3], 10.0, 3), ("i9", BODIES[4], 16.0, 9)
         ]  # fmt: skip
         batches = await store.open_batches()
         assert [(ob.batch_key, ob.count, ob.deadline) for ob in batches] == [("k", 2, 10.0)]
+        d = await store.delivery_by_seq(5)
+        assert d is not None
+        assert (d.body, list(d.item_ids), list(d.events)) == (BODIES[1], ["i1", "i2"], ["x.created"])
         tables = await store.run(lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master")])
+        columns = await store.run(lambda c: [r[1] for r in c.execute("PRAGMA table_info(deliveries)")])
         assert "items" not in tables
-        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == 1
+        assert "body" not in columns
+        assert "item_ids" not in columns
+        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == 2
 
 
 async def test_duplicates_are_found_within_a_request_and_across_requests(tmp_path: Path) -> None:
@@ -155,7 +178,7 @@ async def test_outcomes_of_one_delivery_in_one_flush_fold_in_order(tmp_path: Pat
         row = await store.run(
             lambda c: c.execute(
                 "SELECT state, attempts, status_code, error, finished_at, next_at, body, request, response"
-                " FROM deliveries WHERE seq = 1"
+                " FROM deliveries JOIN payloads USING (seq) WHERE seq = 1"
             ).fetchone()
         )
         state, attempts, status, error, finished, next_at, body, request, response = row

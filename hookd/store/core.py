@@ -30,7 +30,9 @@ from hookd.store.schema import (
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
     INSERT_OCCURRENCES,
+    INSERT_PAYLOADS,
     MIGRATE_ITEMS,
+    MIGRATE_PAYLOADS,
     SCHEMA,
     SCHEMA_VERSION,
     SEEN_OCCURRENCES,
@@ -101,11 +103,15 @@ class _Outcomes:
             " status_code = u.value->>4, error = u.value->>5, duration_ms = u.value->>6,"
             " finished_at = u.value->>7,"
             " request = coalesce(substr(?2, u.value->>9, u.value->>10), request),"
-            " response = coalesce(substr(?2, u.value->>11, u.value->>12), response),"
-            " body = CASE WHEN u.value->>8 THEN NULL ELSE body END"
+            " response = coalesce(substr(?2, u.value->>11, u.value->>12), response)"
             " FROM json_each(?1) AS u WHERE deliveries.seq = u.value->>0",
             packed.params(),
         )
+        ended = [seq for seq, u in self.updates.items() if u[7]]
+        if ended:  # lightweight logs: the body goes once the delivery has ended
+            conn.execute(
+                "UPDATE payloads SET body = NULL WHERE seq IN (SELECT value FROM json_each(?))", (orjson.dumps(ended),)
+            )
 
 
 @dataclass(slots=True)
@@ -116,7 +122,9 @@ class _NewDeliveries:
     taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        conn.execute(INSERT_DELIVERIES, self.rows.params())
+        params = self.rows.params()
+        conn.execute(INSERT_DELIVERIES, params[:1])
+        conn.execute(INSERT_PAYLOADS, params)
         if self.taken:
             chunks = [[seq, "".join(f"{p}," for p in ps), len(ps)] for seq, ps in self.taken.items()]
             conn.execute(CONSUME_CHUNKS, (orjson.dumps(chunks),))
@@ -185,8 +193,15 @@ class Store:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(SCHEMA)
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # Each step checks for the old shape itself, so a file of any older version
+            # takes only the steps it needs, all in one transaction.
+            steps = []
             if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone():
-                conn.executescript(f"BEGIN; {MIGRATE_ITEMS} COMMIT;")
+                steps.append(MIGRATE_ITEMS)
+            if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
+                steps.append(MIGRATE_PAYLOADS)
+            if steps:
+                conn.executescript("BEGIN;" + "".join(steps) + "COMMIT;")
                 log.info("store_migrated", to_version=SCHEMA_VERSION)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         c = self.counters
@@ -355,7 +370,9 @@ class Store:
                 for i, d, lw in deliveries:
                     if i not in dupes:
                         add_delivery_row(packed, d, lw)
-                conn.execute(INSERT_DELIVERIES, packed.params())
+                params = packed.params()
+                conn.execute(INSERT_DELIVERIES, params[:1])
+                conn.execute(INSERT_PAYLOADS, params)
             if items:
                 packed = Packed()
                 add_chunk_rows(packed, [it for i, it in items if i not in dupes])
@@ -444,6 +461,7 @@ class Store:
             seqs = orjson.loads(found)
             conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
             conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
+            conn.execute("DELETE FROM payloads WHERE seq IN (SELECT value FROM json_each(?))", (found,))
             conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
             conn.execute(
                 "DELETE FROM chunks WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
@@ -493,8 +511,8 @@ class Store:
 
         def read(conn: sqlite3.Connection) -> tuple[bytes, str] | None:
             row: tuple[bytes, str] | None = conn.execute(
-                "SELECT body, item_ids FROM deliveries WHERE seq = ? AND state IN ('pending', 'retrying')"
-                " AND body IS NOT NULL",
+                "SELECT p.body, p.item_ids FROM deliveries d JOIN payloads p ON p.seq = d.seq"
+                " WHERE d.seq = ? AND d.state IN ('pending', 'retrying') AND p.body IS NOT NULL",
                 (d.seq,),
             ).fetchone()
             return row
@@ -511,9 +529,10 @@ class Store:
 
         def read(conn: sqlite3.Connection) -> Delivery | None:
             r = conn.execute(
-                "SELECT seq, id, message_id, webhook_id, body, item_ids, events, triggers,"
-                " created_at, state, attempts, next_at, manual, resend_of FROM deliveries"
-                " WHERE seq = ? AND state IN ('pending', 'retrying')",
+                "SELECT d.seq, id, message_id, webhook_id, p.body, p.item_ids, events, triggers,"
+                " created_at, state, attempts, next_at, manual, resend_of"
+                " FROM deliveries d JOIN payloads p ON p.seq = d.seq"
+                " WHERE d.seq = ? AND state IN ('pending', 'retrying')",
                 (seq,),
             ).fetchone()
             return delivery_from_row(r) if r else None

@@ -113,13 +113,14 @@ class LogReader:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, item_ids, lightweight, body, request, response FROM deliveries WHERE seq = ?",
+                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response"
+                " FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
                 (seq,),
             ).fetchone()
             if r is None or r[1] != delivery_id:
                 return None
             rec = _summary(r)
-            rec["item_ids"] = orjson.loads(r[17])
+            rec["item_ids"] = orjson.loads(r[17]) if r[17] else []
             rec["lightweight_logs"] = bool(r[18])
             rec["body"] = r[19]
             rec["request"] = orjson.loads(r[20]) if r[20] else None
