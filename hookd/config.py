@@ -33,8 +33,9 @@ OPERATORS = (
     "eq", "ne", "in", "not_in", "contains", "not_contains", "starts_with",
     "gt", "gte", "lt", "lte", "exists", "not_exists", "matches",
 )  # fmt: skip
-_WEBHOOK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|\*))*)$")
+# \Z, not $: $ also matches before a final newline.
+_WEBHOOK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|\*))*)\Z")
 _AUTH_TAGS = frozenset({"none", "basic", "bearer", "header"})
 
 # The folder of the file being loaded, so `file:` references resolve against it

@@ -14,9 +14,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")  # match(): anchored at the start
 EVENT_KEYS = frozenset({"id", "event", "occurred_at", "object", "action", "linked"})
 MAX_ID_LEN = 128
+MAX_NAME_LEN = 200
+
+
+class EventNames:
+    """Event names already found well-formed: a repeat costs a set lookup, not a regex match.
+
+    A service sends a few dozen event types over and over, but names come off the network,
+    so past ``limit`` the set starts afresh rather than grow. Only valid names are kept:
+    invalid ones are errors, which take the slow path anyway.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.known: set[str] = set()
+
+    def valid(self, name: str) -> bool:
+        """True when ``name`` is a dotted lower-case name of at most MAX_NAME_LEN characters."""
+        if name in self.known:
+            return True
+        # Long names are never kept, which also bounds the memory the set can hold.
+        if len(name) > MAX_NAME_LEN or not EVENT_NAME.match(name):
+            return False
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known.add(name)
+        return True
 
 
 class IdFactory:
@@ -32,6 +58,9 @@ class IdFactory:
         self._uuid_prefix = f"{r[:8]}-{r[8:12]}-4{r[12:15]}-{8 | (int(r[15], 16) & 3):x}"
         self._prefix = r
         self._n = 0
+        # Not about ids: the per-process cache validate_events needs. It rides on the factory
+        # every caller already passes, so their calls stay as they are.
+        self.event_names = EventNames()
 
     def uuid(self) -> str:
         """A UUID-shaped unique id (item ids)."""
@@ -165,71 +194,119 @@ def validate_events(
         ]
     errors: list[dict[str, Any]] = []
     out: list[Occurrence] = []
+    names = ids.event_names
+    known = names.known
     for i, ev in enumerate(events):
-        if type(ev) is not dict:
-            errors.append({"index": i, "path": "", "message": f"expected an object, got {_type_name(ev)}"})
-            continue
-        n_err = len(errors)
-        if not EVENT_KEYS.issuperset(ev):  # no set built on the common path
-            for key in ev.keys() - EVENT_KEYS:
-                errors.append({"index": i, "path": key, "message": "unknown key"})
-        name = ev.get("event")
-        if type(name) is not str:
-            msg = "required" if name is None else f"expected a string, got {_type_name(name)}"
-            errors.append({"index": i, "path": "event", "message": msg})
-        elif len(name) > 200 or not EVENT_NAME.match(name):
-            errors.append(
-                {"index": i, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"}
-            )
-        obj = ev.get("object")
-        if type(obj) is not dict:
-            msg = "required" if obj is None else f"expected an object, got {_type_name(obj)}"
-            errors.append({"index": i, "path": "object", "message": msg})
-        action = ev.get("action")
-        if action is not None and type(action) is not dict:
-            errors.append({"index": i, "path": "action", "message": f"expected an object, got {_type_name(action)}"})
-        linked = ev.get("linked")
-        if linked is not None:
-            if type(linked) is not dict:
-                errors.append(
-                    {"index": i, "path": "linked", "message": f"expected an object, got {_type_name(linked)}"}
-                )
-            else:
-                for k, v in linked.items():
-                    if type(v) is not dict:
-                        errors.append(
-                            {"index": i, "path": f"linked.{k}", "message": f"expected an object, got {_type_name(v)}"}
-                        )
-        eid = ev.get("id")
-        client_id = eid is not None
-        if client_id and (type(eid) is not str or not 0 < len(eid) <= MAX_ID_LEN):
-            errors.append({"index": i, "path": "id", "message": f"must be a string of 1 to {MAX_ID_LEN} characters"})
-        ts = now_ts
-        at = ev.get("occurred_at")
-        if at is not None:
-            if type(at) is not str:
-                errors.append(
-                    {"index": i, "path": "occurred_at", "message": f"expected an RFC 3339 string, got {_type_name(at)}"}
-                )
-            else:
-                try:
-                    ts = _parse_time(at)
-                except ValueError as exc:
-                    errors.append({"index": i, "path": "occurred_at", "message": str(exc)})
-        if len(errors) == n_err and not errors:
-            out.append(
-                Occurrence(
-                    id=eid if client_id else ids.make("evt"),  # type: ignore[arg-type]
-                    event=name,  # type: ignore[arg-type]
-                    timestamp=ts,
-                    object=obj,  # type: ignore[arg-type]
-                    action=action,
-                    linked=linked,
-                    client_id=client_id,
-                )
-            )
+        # Once there is an error only errors matter, and the full check is what words them.
+        occ = _accept(ev, ids, now_ts, known) if not errors and type(ev) is dict else None
+        if occ is None:
+            occ = _check_event(i, ev, ids, now_ts, names, errors)
+        if occ is not None:
+            out.append(occ)
     if errors:
         return [], errors
     if len(out) > max_events:  # checked by the caller first; kept as a guard
         return [], [{"index": None, "path": "", "message": "too many events"}]
     return out, []
+
+
+def _accept(ev: dict[str, Any], ids: IdFactory, now_ts: str, known: set[str]) -> Occurrence | None:
+    """The occurrence of a valid event, or None when ``ev`` needs the full check.
+
+    The fast path: the valid case with as few lookups as can be. A None here says nothing
+    about ``ev``; it only sends it to _check_event, which alone decides and words errors.
+    """
+    name = ev.get("event")
+    obj = ev.get("object")
+    if type(name) is not str or name not in known or type(obj) is not dict:
+        return None
+    eid = ev.get("id")
+    if eid is not None and (type(eid) is not str or not 0 < len(eid) <= MAX_ID_LEN):
+        return None
+    action = ev.get("action")
+    if action is not None and type(action) is not dict:
+        return None
+    linked = None
+    ts = now_ts
+    # `event` and `object` are present, so when the count adds up there is no other key:
+    # no unknown-key scan and no `linked` or `occurred_at` to look up (the common shape).
+    if len(ev) != 2 + (eid is not None) + (action is not None):
+        if not EVENT_KEYS.issuperset(ev):
+            return None
+        linked = ev.get("linked")
+        if linked is not None:
+            if type(linked) is not dict:
+                return None
+            for v in linked.values():
+                if type(v) is not dict:
+                    return None
+        at = ev.get("occurred_at")
+        if at is not None:
+            if type(at) is not str:
+                return None
+            try:
+                ts = _parse_time(at)
+            except ValueError:
+                return None
+    # Positional: keyword arguments make this call about twice as slow.
+    if eid is None:
+        return Occurrence(ids.make("evt"), name, ts, obj, action, linked, False)
+    return Occurrence(eid, name, ts, obj, action, linked, True)
+
+
+def _check_event(
+    i: int, ev: Any, ids: IdFactory, now_ts: str, names: EventNames, errors: list[dict[str, Any]]
+) -> Occurrence | None:
+    """The full check of event ``i``: append its errors; its occurrence while there are none."""
+    if type(ev) is not dict:
+        errors.append({"index": i, "path": "", "message": f"expected an object, got {_type_name(ev)}"})
+        return None
+    if not EVENT_KEYS.issuperset(ev):  # no set built on the common path
+        for key in ev.keys() - EVENT_KEYS:
+            errors.append({"index": i, "path": key, "message": "unknown key"})
+    name = ev.get("event")
+    if type(name) is not str:
+        msg = "required" if name is None else f"expected a string, got {_type_name(name)}"
+        errors.append({"index": i, "path": "event", "message": msg})
+    elif not names.valid(name):
+        errors.append(
+            {"index": i, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"}
+        )
+    obj = ev.get("object")
+    if type(obj) is not dict:
+        msg = "required" if obj is None else f"expected an object, got {_type_name(obj)}"
+        errors.append({"index": i, "path": "object", "message": msg})
+    action = ev.get("action")
+    if action is not None and type(action) is not dict:
+        errors.append({"index": i, "path": "action", "message": f"expected an object, got {_type_name(action)}"})
+    linked = ev.get("linked")
+    if linked is not None:
+        if type(linked) is not dict:
+            errors.append({"index": i, "path": "linked", "message": f"expected an object, got {_type_name(linked)}"})
+        else:
+            for k, v in linked.items():
+                if type(v) is not dict:
+                    errors.append(
+                        {"index": i, "path": f"linked.{k}", "message": f"expected an object, got {_type_name(v)}"}
+                    )
+    eid = ev.get("id")
+    client_id = eid is not None
+    if client_id and (type(eid) is not str or not 0 < len(eid) <= MAX_ID_LEN):
+        errors.append({"index": i, "path": "id", "message": f"must be a string of 1 to {MAX_ID_LEN} characters"})
+    ts = now_ts
+    at = ev.get("occurred_at")
+    if at is not None:
+        if type(at) is not str:
+            errors.append(
+                {"index": i, "path": "occurred_at", "message": f"expected an RFC 3339 string, got {_type_name(at)}"}
+            )
+        else:
+            try:
+                ts = _parse_time(at)
+            except ValueError as exc:
+                errors.append({"index": i, "path": "occurred_at", "message": str(exc)})
+    if errors:  # this event's or an earlier one's: the request fails, so no occurrence (or id)
+        return None
+    # No errors, so event, object and id have the types checked above.
+    eid = eid if client_id else ids.make("evt")
+    return Occurrence(eid, name, ts, obj, action, linked, client_id)  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hookd.models import IdFactory, Occurrence, format_timestamp, validate_events
+from hookd import models
+from hookd.models import EventNames, IdFactory, Occurrence, format_timestamp, validate_events
 
 NOW = "2026-11-29T07:00:00.000Z"
 
@@ -255,6 +256,161 @@ def test_max_events_guard() -> None:
     occs, errors = validate([event() for _ in range(2)], max_events=2)
     assert len(occs) == 2
     assert errors == []
+
+
+# -- fast path and full check ---------------------------------------------------------------
+# validate_events vouches for a well-formed event with a few lookups and sends anything else
+# to the full check. Each case runs with the event name unknown (the full check) and known
+# (the fast path, where the event allows it); both must give exactly the expected result.
+
+NAME = "ticket.created"
+DOTTED = "must be a dotted lower-case name such as ticket.created"
+ID_MSG = "must be a string of 1 to 128 characters"
+
+
+def err(index: int | None, path: str, message: str) -> dict[str, Any]:
+    """One error detail."""
+    return {"index": index, "path": path, "message": message}
+
+
+def occ(
+    id: str, obj: dict[str, Any], action: Any = None, linked: Any = None, ts: str = NOW, client_id: bool = True
+) -> Occurrence:
+    """An expected occurrence of event NAME."""
+    return Occurrence(id=id, event=NAME, timestamp=ts, object=obj, action=action, linked=linked, client_id=client_id)
+
+
+VALID: list[tuple[Any, list[Occurrence]]] = [
+    # The common shape: id, event, object, action.
+    ({"id": "e1", "event": NAME, "object": {"id": 1}, "action": {"note": "n"}}, [occ("e1", {"id": 1}, {"note": "n"})]),
+    ({"event": NAME, "object": {}}, [occ("evt_p1", {}, client_id=False)]),
+    ({"id": "x" * 128, "event": NAME, "object": {}}, [occ("x" * 128, {})]),
+    # Optional keys present but null count as absent.
+    (
+        {"id": None, "event": NAME, "object": {}, "action": None, "linked": None, "occurred_at": None},
+        [occ("evt_p1", {}, client_id=False)],
+    ),
+    (
+        {"id": "e2", "event": NAME, "object": {"id": 2}, "action": {}, "linked": {"client": {"id": 3}},
+         "occurred_at": "2026-11-29T08:00:00.5+01:00"},
+        [occ("e2", {"id": 2}, {}, {"client": {"id": 3}}, ts="2026-11-29T07:00:00.500Z")],
+    ),
+    ({"event": NAME, "object": {}, "linked": {}}, [occ("evt_p1", {}, linked={}, client_id=False)]),
+    (
+        [{"event": NAME, "object": {"id": 1}}, {"id": "e3", "event": NAME, "object": {"id": 2}}],
+        [occ("evt_p1", {"id": 1}, client_id=False), occ("e3", {"id": 2})],
+    ),
+]  # fmt: skip
+
+INVALID: list[tuple[Any, list[dict[str, Any]]]] = [
+    ({"event": NAME, "object": {}, "bogus": 1}, [err(0, "bogus", "unknown key")]),
+    # Key counts that add up as if `event` or `object` were there.
+    ({"id": "e1", "object": {}, "bogus": 1}, [err(0, "bogus", "unknown key"), err(0, "event", "required")]),
+    ({"event": NAME, "action": {}, "objekt": {}}, [err(0, "objekt", "unknown key"), err(0, "object", "required")]),
+    ({"id": "e1", "event": NAME, "object": {}, "actions": {}}, [err(0, "actions", "unknown key")]),
+    ({"event": NAME, "object": {}, "id": ""}, [err(0, "id", ID_MSG)]),
+    ({"event": NAME, "object": {}, "id": "x" * 129}, [err(0, "id", ID_MSG)]),
+    ({"event": NAME, "object": {}, "id": 5}, [err(0, "id", ID_MSG)]),
+    ({"event": NAME, "object": {}, "action": [1]}, [err(0, "action", "expected an object, got array")]),
+    ({"event": NAME, "object": {}, "linked": "x"}, [err(0, "linked", "expected an object, got string")]),
+    (
+        {"event": NAME, "object": {}, "linked": {"a": {}, "b": 1}},
+        [err(0, "linked.b", "expected an object, got number")],
+    ),
+    (
+        {"event": NAME, "object": {}, "occurred_at": 5},
+        [err(0, "occurred_at", "expected an RFC 3339 string, got number")],
+    ),
+    ({"event": NAME, "object": {}, "occurred_at": "yesterday"}, [err(0, "occurred_at", "not an RFC 3339 date-time")]),
+    (
+        {"event": NAME, "object": {}, "occurred_at": "2026-11-29T07:00:00"},
+        [err(0, "occurred_at", "needs a UTC offset (RFC 3339), e.g. 2026-11-29T07:00:00Z")],
+    ),
+    ({"event": "Ticket.created", "object": {}}, [err(0, "event", DOTTED)]),
+    ({"event": "a" * 201, "object": {}}, [err(0, "event", DOTTED)]),
+    ({"event": NAME + "\n", "object": {}}, [err(0, "event", DOTTED)]),  # `$` alone would let this through
+    ({"event": [NAME], "object": {}}, [err(0, "event", "expected a string, got array")]),
+    ({"event": {}, "object": {}}, [err(0, "event", "expected a string, got object")]),
+    ({"event": NAME}, [err(0, "object", "required")]),
+    ({"event": NAME, "object": []}, [err(0, "object", "expected an object, got array")]),
+    # Every problem of one event, in the order the checks make them.
+    (
+        {"objects": {}, "event": "Bad", "id": "", "occurred_at": "x", "linked": 1, "action": 2},
+        [err(0, "objects", "unknown key"), err(0, "event", DOTTED), err(0, "object", "required"),
+         err(0, "action", "expected an object, got number"), err(0, "linked", "expected an object, got number"),
+         err(0, "id", ID_MSG), err(0, "occurred_at", "not an RFC 3339 date-time")],
+    ),
+    # Errors across an array, in index order; the valid events around them add nothing.
+    (
+        [{"event": NAME, "object": {}}, 5, {"event": "Bad", "object": {}, "id": ""}, {"event": NAME, "object": {}}],
+        [err(1, "", "expected an object, got number"), err(2, "event", DOTTED), err(2, "id", ID_MSG)],
+    ),
+]  # fmt: skip
+
+
+def predictable_ids(name_known: bool) -> IdFactory:
+    """A factory generating evt_p1, evt_p2, …; ``name_known``: NAME is already in its name cache."""
+    ids = IdFactory()
+    ids._prefix = "p"
+    if name_known:
+        assert ids.event_names.valid(NAME)
+    return ids
+
+
+@pytest.mark.parametrize("name_known", [False, True], ids=["full-check", "fast-path"])
+@pytest.mark.parametrize(("data", "expected"), VALID)
+def test_valid_events_both_paths(data: Any, expected: list[Occurrence], name_known: bool) -> None:
+    """A valid event gives the same occurrence whichever path checks it."""
+    assert validate_events(data, predictable_ids(name_known), NOW, 1000) == (expected, [])
+
+
+@pytest.mark.parametrize("name_known", [False, True], ids=["full-check", "fast-path"])
+@pytest.mark.parametrize(("data", "expected"), INVALID)
+def test_invalid_events_both_paths(data: Any, expected: list[dict[str, Any]], name_known: bool) -> None:
+    """An invalid event gives the same error details, in the same order, whether or not its name is known."""
+    assert validate_events(data, predictable_ids(name_known), NOW, 1000) == ([], expected)
+
+
+@pytest.mark.parametrize(("data", "expected"), VALID)
+def test_valid_events_skip_the_full_check(data: Any, expected: list[Occurrence], monkeypatch: Any) -> None:
+    """With the name known, valid events of every shape are accepted without the full check."""
+
+    def full_check(*args: Any) -> None:
+        raise AssertionError("the full check ran")
+
+    monkeypatch.setattr(models, "_check_event", full_check)
+    assert validate_events(data, predictable_ids(True), NOW, 1000) == (expected, [])
+
+
+def test_full_check_learns_the_name() -> None:
+    """A valid name seen once is known afterwards; an invalid one never is."""
+    ids = IdFactory()
+    validate_events([{"event": NAME, "object": {}}, {"event": "Bad", "object": {}}], ids, NOW, 1000)
+    assert ids.event_names.known == {NAME}
+
+
+def test_event_names_bounded() -> None:
+    """The name cache never holds more than its limit, and still answers correctly past it."""
+    names = EventNames(limit=3)
+    for n in range(10):
+        assert names.valid(f"ticket.e{n}")
+        assert len(names.known) <= 3
+    assert names.valid("ticket.e0")  # forgotten, then learnt again
+    assert not names.valid("Ticket.created")
+    assert not names.valid("a" * 201)  # well-formed but too long
+    assert "Ticket.created" not in names.known
+    assert "a" * 201 not in names.known
+
+
+def test_event_names_bounded_under_hostile_input() -> None:
+    """Endless distinct valid names keep a factory's cache at 10,000 entries."""
+    ids = IdFactory()
+    for start in range(0, 10_500, 1000):
+        batch = [{"event": f"e{n}", "object": {}} for n in range(start, start + 1000)]
+        occs, errors = validate_events(batch, ids, NOW, 1000)
+        assert errors == []
+        assert [o.event for o in occs] == [f"e{n}" for n in range(start, start + 1000)]
+        assert len(ids.event_names.known) <= 10_000
 
 
 # -- IdFactory ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -177,6 +178,76 @@ def test_custom_payload_missing_sources_are_null() -> None:
         assert key in body
         assert body[key] is None, key
     assert "object" not in body
+
+
+# The exact bytes each kind sends, as the encoder wrote them before bodies were tuned for
+# speed: key order and spacing included, which decoded comparisons above would not see.
+ENV = (
+    b'{"id":"3f2b1c9e-1d2a-4b3c-8d4e-5f6a7b8c9d0e","webhook_id":"servicedesk","event":"ticket.status_changed",'
+    b'"event_id":"evt_01J","trigger":"closed","object_id":4242,"timestamp":"2026-11-29T07:00:00.000Z"'
+)
+OBJ = b'"object":{"id":4242,"summary":"Printer on fire","status":{"id":9,"display":"Closed"},"priority":"P1"}'
+ACT = b'"action":{"id":17,"note":"rebooted"}'
+LNK = b'"linked":{"client":{"id":1,"name":"Acme","tier":{"id":2,"display":"Gold"}}}'
+
+
+@pytest.mark.parametrize(
+    ("settings", "occ", "expected"),
+    [
+        ({"payload": "object"}, make_occ(), ENV + b"," + OBJ + b"," + ACT + b"}"),
+        ({"payload": "object"}, make_occ(action=None), ENV + b"," + OBJ + b"}"),
+        ({"payload": "object_with_linked"}, make_occ(), ENV + b"," + OBJ + b"," + ACT + b"," + LNK + b"}"),
+        ({"payload": "object_with_linked"}, make_occ(linked=None), ENV + b"," + OBJ + b"," + ACT + b"}"),
+        ({"payload": "event_only"}, make_occ(), ENV + b"}"),
+        (
+            {"payload": "object", "key_fields": ["status", "id", "nope"]},
+            make_occ(),
+            ENV + b',"object":{"id":4242,"status":{"id":9,"display":"Closed"}},' + ACT + b"}",
+        ),
+        (
+            {"payload": "object_with_linked", "key_fields": ["summary"]},
+            make_occ(),
+            ENV + b',"object":{"summary":"Printer on fire"},' + ACT + b"," + LNK + b"}",
+        ),
+        (
+            {"payload": "custom", "fields": FIELDS},
+            make_occ(),
+            ENV + b',"status":"Closed","status_id":9,"summary":"Printer on fire","summary_id":"Printer on fire",'
+            b'"note":"rebooted","client":"Acme","tier":"Gold","tier_id":2,"type":"ticket.status_changed",'
+            b'"missing":null,"missing_deep":null,"whole_action":{"id":17,"note":"rebooted"}}',
+        ),
+        (
+            {"payload": "custom", "fields": FIELDS},
+            make_occ(action=None, linked=None),
+            ENV + b',"status":"Closed","status_id":9,"summary":"Printer on fire","summary_id":"Printer on fire",'
+            b'"note":null,"client":null,"tier":null,"tier_id":null,"type":"ticket.status_changed",'
+            b'"missing":null,"missing_deep":null,"whole_action":null}',
+        ),
+    ],
+    ids=[
+        "object", "object-no-action", "object_with_linked", "object_with_linked-no-linked", "event_only",
+        "key_fields", "key_fields-linked", "custom", "custom-no-action-no-linked",
+    ],
+)  # fmt: skip
+def test_body_exact_bytes(settings: dict[str, Any], occ: Occurrence, expected: bytes) -> None:
+    """Every payload kind encodes to exactly the same bytes, in the same key order."""
+    body = PayloadBuilder(make_webhook(**settings)).body(occ, ITEM_ID, "closed")
+    assert type(body) is bytes
+    assert body == expected
+
+
+def test_body_holds_only_its_own_length() -> None:
+    """A body is an exact-size copy, not orjson's working buffer (about 4 KiB whatever the JSON)."""
+    builder = PayloadBuilder(make_webhook(payload="object"))
+    occ = make_occ()
+    tracemalloc.start()
+    try:
+        bodies = [builder.body(occ, f"item-{n}", "closed") for n in range(200)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The object header and the list's slot come on top of the bytes; 4 KiB would not fit.
+    assert held / len(bodies) < len(bodies[0]) + 100
 
 
 def test_timestamp_from_occurred_at() -> None:
