@@ -257,7 +257,7 @@ class Api:
             webhook_id=w.id, body=rec["body"], item_ids=rec["item_ids"], events=rec["events"],
             triggers=rec["triggers"], created_at=self._now(), manual=True, resend_of=rec["id"],
         )  # fmt: skip
-        await self._store.add_delivery(d, w.lightweight_logs)  # committed: readable at once
+        await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once
         self._dispatcher.submit(d)
         return json_response({"delivery_id": d.id}, status=202)
 

@@ -180,6 +180,9 @@ class App:
         webhooks meanwhile can be taken up twice.
         """
         fresh = [w.id for w in config.webhooks if known is None or w.id not in known]
+        # Writes still queued (a batch taking items, an outcome) must be in before the read,
+        # or a webhook removed and re-added could take up work that was already done.
+        await self.store.drain()
         pending = await self.store.open_deliveries(fresh)
         batches = await self.batcher.read_open(set(fresh), config.webhooks, config.batching.spool_after_seconds)
         self._configure(config)

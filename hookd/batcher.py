@@ -186,9 +186,18 @@ class Batcher:
         self._emit(b.webhook_id, b.items)
 
     def _emit(self, webhook_id: str, items: list[Item]) -> None:
-        d = make_delivery(self._ids, self._store, webhook_id, items, self._clock.now())
-        if webhook_id not in self._policies:  # no longer batching: the item's own body, not an array
-            d.body = items[0].body
+        if webhook_id not in self._policies:
+            # No longer batching (a reload): each item in a delivery of its own, carrying
+            # its own body rather than an array; a spooled batch may hold many.
+            for item in items:
+                d = make_delivery(self._ids, self._store, webhook_id, [item], self._clock.now())
+                d.body = item.body
+                self._record(d, [item])
+            return
+        self._record(make_delivery(self._ids, self._store, webhook_id, items, self._clock.now()), items)
+
+    def _record(self, d: Delivery, items: list[Item]) -> None:
+        webhook_id = d.webhook_id
         committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), items)
 
         # Sent only once its row is committed: a crash before that leaves the items to

@@ -77,7 +77,7 @@ class Harness:
         item = Item(
             id=item_id, webhook_id=wid, trigger=trigger, event=event, occurrence_id=occ.id,
             body=orjson.dumps({"n": self._n, "id": item_id, "event": event}), batch_key=key,
-            seq=self.store.next_item_seq(), deadline=self.batcher.deadline_for(wid, key, now),
+            deadline=self.batcher.deadline_for(wid, key, now),
         )  # fmt: skip
         return occ, item
 
@@ -87,6 +87,12 @@ class Harness:
         pairs = [self._item(wid, trigger, event, now) for wid, trigger, event in specs]
         occs = [occ for occ, _ in pairs]
         items = [item for _, item in pairs]
+        # As ingest does: the request's items of one webhook and key share a store chunk.
+        chunks: dict[tuple[str, str | None], list[int]] = {}
+        for item in items:
+            chunk = chunks.setdefault((item.webhook_id, item.batch_key), [self.store.next_item_seq(), 0])
+            item.seq, item.pos = chunk
+            chunk[1] += 1
         dupes = await self.store.ingest(occs, now, [], list(enumerate(items)))
         assert dupes == set()
         for item in items:
@@ -585,3 +591,18 @@ async def test_restore_over_max_items(tmp_path: Path, wait: float) -> None:
         delivered = await h.settle(3)
         assert [d.item_ids for d in delivered] == [ids_of(items[:2]), ids_of(items[2:4]), ids_of(items[4:])]
         assert await store.open_batches() == []
+
+
+async def test_a_spooled_batch_of_a_webhook_that_stopped_batching_leaves_item_by_item(
+    store: Store, clock: FakeClock
+) -> None:
+    """After a reload to per_occurrence, a spooled batch coming due is sent as one delivery
+    per item, each with its item's own body: none is dropped."""
+    h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 600}))
+    items = await h.feed_many([("w", "t", "ticket.created")] * 3)
+    h.batcher.configure(webhooks(w={"batching": "per_occurrence"}), SPOOL_AFTER)
+    clock.advance(600)
+    h.batcher.poll()
+    delivered = await h.settle(3)
+    assert [(list(d.item_ids), d.body) for d in delivered] == [([i.id], i.body) for i in items]
+    assert await store.open_batches() == []

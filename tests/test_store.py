@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 from test_batcher import running_store
 
 from hookd.models import Delivery, IdFactory, Item, Occurrence
@@ -206,3 +207,76 @@ async def test_prune_stops_at_the_window_and_honours_its_limit(tmp_path: Path) -
         assert left == [5, 6, 7]
         attempts = await store.run(lambda c: [r[0] for r in c.execute("SELECT delivery_seq FROM attempts")])
         assert attempts == [5, 6, 7]
+
+
+def _schema_0_file(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_0)
+    conn.execute("INSERT INTO items VALUES (1, 'i1', 'w', 'k', 't', 'x.created', 'o1', 8.0, x'00')")
+    conn.commit()
+    conn.close()
+
+
+async def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    """When a migration step fails, nothing of it is kept and the store does not open."""
+    path = tmp_path / "old.db"
+    _schema_0_file(path)
+    conn = sqlite3.connect(path)
+    # A chunks row in the way of the migrated item's seq makes the copy fail.
+    conn.executescript(
+        "CREATE TABLE chunks (seq INTEGER PRIMARY KEY, webhook_id TEXT NOT NULL, batch_key TEXT NOT NULL,"
+        " deadline REAL NOT NULL, left INTEGER NOT NULL, done TEXT NOT NULL DEFAULT '', meta TEXT NOT NULL,"
+        " bodies BLOB NOT NULL); INSERT INTO chunks VALUES (1, 'w', 'k', 1.0, 1, '', '[]', x'');"
+    )
+    conn.close()
+    with pytest.raises(sqlite3.IntegrityError):
+        async with running_store(path):
+            pass
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT id FROM items").fetchall() == [("i1",)]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    conn.close()
+
+
+async def test_a_file_from_a_newer_hookd_is_refused(tmp_path: Path) -> None:
+    """A schema version above this hookd's is an error at open, not a guess."""
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(OSError, match="schema version 99, written by a newer hookd"):
+        async with running_store(path):
+            pass
+
+
+async def test_a_chunk_taken_in_several_batches_keeps_exact_count_even_if_an_item_is_taken_twice(
+    tmp_path: Path,
+) -> None:
+    """Batches take one chunk's items over several commits; a position taken again is not
+    counted again, so the chunk stays until its last item is taken."""
+    ids = IdFactory()
+    async with running_store(tmp_path / "t.db") as store:
+        a = _items(1, "k", 5)
+        await store.ingest([_occ(ids, None) for _ in a], 1.0, [], list(enumerate(a)))
+        await store.add_delivery(_delivery(ids, 1, b"[]"), False, a[:2])
+        await store.add_delivery(_delivery(ids, 2, b"[]"), False, [a[1], a[2], a[2]])  # a[1] again, a[2] twice
+        (got,) = await store.batch_items_many([("w", "k", 10)])
+        assert _seen(got) == _seen(a[3:])
+        assert await store.run(lambda c: c.execute("SELECT left, done FROM chunks").fetchall()) == [(2, "0,1,2,")]
+        await store.add_delivery(_delivery(ids, 3, b"[]"), False, a[3:])
+        assert await store.run(lambda c: c.execute("SELECT count(*) FROM chunks").fetchone()[0]) == 0
+
+
+async def test_empty_bodies_are_stored_as_empty_not_null(tmp_path: Path) -> None:
+    """A statement whose bodies are all empty still stores empty bytes (substr of x'' is NULL)."""
+    ids = IdFactory()
+    async with running_store(tmp_path / "t.db") as store:
+        items = [Item(id="e", webhook_id="w", trigger="t", event="x.created", occurrence_id="o", body=b"",
+                      batch_key="k", seq=1, pos=0, deadline=1.0)]  # fmt: skip
+        await store.ingest([_occ(ids, None)], 1.0, [], list(enumerate(items)))
+        await store.add_delivery(_delivery(ids, 1, b""), False)
+        (got,) = await store.batch_items_many([("w", "k", 10)])
+        assert [i.body for i in got] == [b""]
+        d = await store.delivery_by_seq(1)
+        assert d is not None
+        assert d.body == b""

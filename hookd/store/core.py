@@ -118,6 +118,7 @@ class _Outcomes:
 class _NewDeliveries:
     """New deliveries (flushed batches, resends) and the batched items they took."""
 
+    alone: bool = False  # joined by no other
     rows: Packed = field(default_factory=Packed)
     taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
 
@@ -126,9 +127,9 @@ class _NewDeliveries:
         conn.execute(INSERT_DELIVERIES, params[:1])
         conn.execute(INSERT_PAYLOADS, params)
         if self.taken:
-            chunks = [[seq, "".join(f"{p}," for p in ps), len(ps)] for seq, ps in self.taken.items()]
-            conn.execute(CONSUME_CHUNKS, (orjson.dumps(chunks),))
-            conn.execute(DELETE_CONSUMED, (orjson.dumps(chunks),))
+            chunks = orjson.dumps([[seq, sorted(set(ps))] for seq, ps in self.taken.items()])
+            conn.execute(CONSUME_CHUNKS, (chunks,))
+            conn.execute(DELETE_CONSUMED, (chunks,))
 
 
 @dataclass(slots=True)
@@ -191,19 +192,30 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={sync}")
         conn.execute("PRAGMA busy_timeout=5000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise OSError(
+                f"{self.path} has schema version {version}, written by a newer hookd (this one: {SCHEMA_VERSION})"
+            )
         conn.executescript(SCHEMA)
-        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            # Each step checks for the old shape itself, so a file of any older version
-            # takes only the steps it needs, all in one transaction.
-            steps = []
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone():
-                steps.append(MIGRATE_ITEMS)
-            if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
-                steps.append(MIGRATE_PAYLOADS)
-            if steps:
-                conn.executescript("BEGIN;" + "".join(steps) + "COMMIT;")
-                log.info("store_migrated", to_version=SCHEMA_VERSION)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Each step checks for the old shape itself, so a file of any older version takes
+        # only the steps it needs, all in one transaction; the checks are cheap enough to
+        # make every time.
+        steps = []
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone():
+            steps.append(MIGRATE_ITEMS)
+        if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
+            steps.append(MIGRATE_PAYLOADS)
+        if steps:  # dropping columns rewrites the deliveries table: say so before it starts
+            log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
+        try:
+            conn.executescript("BEGIN;" + "".join(steps) + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        except BaseException:
+            if conn.in_transaction:  # executescript leaves a failed transaction open
+                conn.execute("ROLLBACK")
+            raise
+        if steps:
+            log.info("store_migrated", to_version=SCHEMA_VERSION)
         c = self.counters
         c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
         c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
@@ -384,16 +396,21 @@ class Store:
         result: set[int] = await fut
         return result
 
-    def add_delivery(self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = ()) -> asyncio.Future[None]:
+    def add_delivery(
+        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+    ) -> asyncio.Future[None]:
         """Record a new delivery (a flushed batch, a resend) and mark the batched items it
-        took as gone from the spool; the future resolves once that is committed."""
-        # New deliveries queued back to back share one op (and its future), so a spool
-        # round of 10,000 batches is two statements. Only the queue's tail is joined.
+        took as gone from the spool; the future resolves once that is committed.
+
+        New deliveries queued back to back share one op (and its future), so a spool
+        round of 10,000 batches is a few statements; only the queue's tail is joined.
+        ``alone`` keeps one (a resend somebody waits on) out of other deliveries' fate.
+        """
         tail = self._ops[-1] if self._ops else None
-        if tail is not None and isinstance(tail.fn, _NewDeliveries):
+        if not alone and tail is not None and isinstance(tail.fn, _NewDeliveries) and not tail.fn.alone:
             op, fut = tail.fn, tail.future
         else:
-            op = _NewDeliveries()
+            op = _NewDeliveries(alone=alone)
             fut = self.submit(op, wait=True)
         assert fut is not None
         add_delivery_row(op.rows, d, lightweight)

@@ -90,9 +90,10 @@ CREATE TABLE IF NOT EXISTS webhook_state (
 
 # The hot-path writes are one statement per table per flush, whatever the row count:
 # rows travel as one JSON array (unpacked by json_each) and their bodies as one blob
-# (cut by substr). executemany would release and retake the GIL around every row, and
-# with the event loop busy each retake waits out a switch interval: 100 rows cost
-# 25 ms that way and 1 ms this way (bench/ profiles, SPEC §10).
+# (cut by substr; coalesced, as substr of an empty blob is NULL). executemany would
+# release and retake the GIL around every row, and with the event loop busy each
+# retake waits out a switch interval: 100 rows cost 25 ms that way and 1 ms this way
+# (bench/ profiles, SPEC §10).
 INSERT_DELIVERIES = (
     "INSERT INTO deliveries (seq, id, message_id, webhook_id, state, created_at, next_at,"
     " items, events, triggers, lightweight, manual, resend_of)"
@@ -102,17 +103,25 @@ INSERT_DELIVERIES = (
 )
 # The same rows as INSERT_DELIVERIES, plus the bodies.
 INSERT_PAYLOADS = (
-    "INSERT INTO payloads (seq, item_ids, body) SELECT value->>0, value->6, substr(?2, value->>12, value->>13)"
+    "INSERT INTO payloads (seq, item_ids, body) SELECT value->>0, value->6,"
+    " coalesce(substr(?2, value->>12, value->>13), x'')"
     " FROM json_each(?1)"
 )
 INSERT_CHUNKS = (
     "INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta, bodies)"
-    " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->5, substr(?2, value->>6, value->>7)"
+    " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->5,"
+    " coalesce(substr(?2, value->>6, value->>7), x'')"
     " FROM json_each(?1)"
 )
-# ?1: [[chunk seq, "pos,pos,", count], ...]
+# ?1: [[chunk seq, [positions]], ...]. Only positions not yet in done count, so taking
+# an item twice can never empty a chunk that still holds items.
+_NEW_POSITIONS = (
+    "FROM json_each(u.value->1) AS p WHERE instr(',' || chunks.done, ',' || p.value || ',') = 0"
+)
 CONSUME_CHUNKS = (
-    "UPDATE chunks SET done = done || u.value->>1, left = left - u.value->>2"
+    "UPDATE chunks SET"
+    f" done = done || coalesce((SELECT group_concat(p.value || ',', '') {_NEW_POSITIONS}), ''),"
+    f" left = left - (SELECT count(*) {_NEW_POSITIONS})"
     " FROM json_each(?1) AS u WHERE chunks.seq = u.value->>0"
 )
 DELETE_CONSUMED = "DELETE FROM chunks WHERE seq IN (SELECT value->>0 FROM json_each(?)) AND left <= 0"
