@@ -123,9 +123,7 @@ class _NewDeliveries:
     taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        params = self.rows.params()
-        conn.execute(INSERT_DELIVERIES, params[:1])
-        conn.execute(INSERT_PAYLOADS, params)
+        insert_deliveries(conn, self.rows)
         if self.taken:
             chunks = orjson.dumps([[seq, sorted(set(ps))] for seq, ps in self.taken.items()])
             conn.execute(CONSUME_CHUNKS, (chunks,))
@@ -382,9 +380,7 @@ class Store:
                 for i, d, lw in deliveries:
                     if i not in dupes:
                         add_delivery_row(packed, d, lw)
-                params = packed.params()
-                conn.execute(INSERT_DELIVERIES, params[:1])
-                conn.execute(INSERT_PAYLOADS, params)
+                insert_deliveries(conn, packed)
             if items:
                 packed = Packed()
                 add_chunk_rows(packed, [it for i, it in items if i not in dupes])
@@ -462,6 +458,7 @@ class Store:
         call, so one call never holds the writer long; the caller repeats while it
         returns ``limit``.
         """
+        kept = orjson.dumps(sorted(configured))  # webhooks whose open work is kept
 
         def apply(conn: sqlite3.Connection) -> int:
             # Sequence order is creation order, so the oldest rows come first in the
@@ -473,7 +470,7 @@ class Store:
                 " (SELECT seq FROM deliveries WHERE created_at >= ?1 ORDER BY seq LIMIT 1), 1 << 62)"
                 " AND (state IN ('succeeded', 'failed') OR webhook_id NOT IN (SELECT value FROM json_each(?2)))"
                 " ORDER BY seq LIMIT ?3)",
-                (cutoff, orjson.dumps(sorted(configured)), limit),
+                (cutoff, kept, limit),
             ).fetchone()
             seqs = orjson.loads(found)
             conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
@@ -482,7 +479,7 @@ class Store:
             conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
             conn.execute(
                 "DELETE FROM chunks WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
-                (cutoff, orjson.dumps(sorted(configured))),
+                (cutoff, kept),
             )
             return len(seqs)
 
@@ -588,6 +585,13 @@ class Store:
             return out
 
         return await self.run(read)
+
+
+def insert_deliveries(conn: sqlite3.Connection, packed: Packed) -> None:
+    """Write new deliveries gathered by add_delivery_row: their rows and their payloads."""
+    rows, bodies = packed.params()
+    conn.execute(INSERT_DELIVERIES, (rows,))
+    conn.execute(INSERT_PAYLOADS, (rows, bodies))
 
 
 def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence]) -> set[int]:
