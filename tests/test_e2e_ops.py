@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -196,3 +197,23 @@ async def test_warns_when_config_with_inline_secrets_is_readable_by_others(
     line = await d.wait_line("config_readable_by_others")
     assert line["keys"] == ["webhooks[0].secret[0]"]
     assert SECRET not in json.dumps(line)
+
+
+async def test_refuses_a_store_written_by_a_newer_hookd_and_exits(
+    make_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A database of a newer schema version: hookd logs start_failed and exits 1 at once
+    (the store's connection thread must not keep the process alive)."""
+    db = tmp_path / "hookd.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    config = make_config([])
+    proc = await asyncio.create_subprocess_exec(
+        HOOKD, "run", "-c", str(config), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    line = json.loads(out.decode().strip().splitlines()[-1])
+    assert line["event"] == "start_failed"
+    assert "schema version 99, written by a newer hookd" in line["error"]

@@ -184,7 +184,14 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
         sync = {"process": "NORMAL", "machine": "FULL", "memory": "OFF"}[self.durability]
-        await self.run(lambda c: self._init(c, sync))
+        try:
+            await self.run(lambda c: self._init(c, sync))
+        except BaseException:
+            # The connection's thread is not a daemon: left open, it would keep the
+            # process from exiting after the error is reported.
+            await self._db.close()
+            self._db = None
+            raise
 
     def _init(self, conn: sqlite3.Connection, sync: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
