@@ -280,3 +280,23 @@ async def test_empty_bodies_are_stored_as_empty_not_null(tmp_path: Path) -> None
         d = await store.delivery_by_seq(1)
         assert d is not None
         assert d.body == b""
+
+
+async def test_ids_holding_nul_and_astral_characters_keep_every_character(tmp_path: Path) -> None:
+    """SQLite's JSON functions cut strings at an escaped NUL: application ids that hold one
+    must neither collide nor pass as new (idempotency), and items keep them whole."""
+    ids = IdFactory()
+    odd = ["\x00a", "\x00b", "x\x00y", "é\U0001f600"]
+    async with running_store(tmp_path / "t.db") as store:
+        occs = [_occ(ids, o) for o in odd]
+        items = [
+            Item(id=f"i{n}", webhook_id="w", trigger="t", event="x.created", occurrence_id=o, body=b"{}",
+                 batch_key="k", seq=1, pos=n, deadline=1.0)
+            for n, o in enumerate(odd)
+        ]  # fmt: skip
+        assert await store.ingest(occs, 1.0, [], list(enumerate(items))) == set()
+        assert await store.ingest([_occ(ids, "\x00a"), _occ(ids, "\x00c")], 2.0, [], []) == {0}
+        stored = await store.run(lambda c: sorted(r[0] for r in c.execute("SELECT id FROM occurrences")))
+        assert stored == sorted([*odd, "\x00c"])
+        (got,) = await store.batch_items_many([("w", "k", 10)])
+        assert [i.occurrence_id for i in got] == odd

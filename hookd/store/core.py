@@ -41,6 +41,7 @@ from hookd.store.schema import (
     add_delivery_row,
     chunk_items,
     delivery_from_row,
+    text_params,
 )
 
 T = TypeVar("T")
@@ -381,7 +382,7 @@ class Store:
             dupes = find_duplicates(conn, occurrences)
             fresh = [o.id for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
             if fresh:
-                conn.execute(INSERT_OCCURRENCES, (orjson.dumps(fresh), received_at))
+                conn.execute(INSERT_OCCURRENCES, (*text_params(fresh), received_at))
             if deliveries:
                 packed = Packed()
                 for i, d, lw in deliveries:
@@ -607,7 +608,7 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
     if not ids:
         return set()
     # One statement for the whole request; only ids seen before come back as rows.
-    seen: set[str] = {r[0] for r in conn.execute(SEEN_OCCURRENCES, (orjson.dumps(ids),))}
+    seen: set[str] = {r[0] for r in conn.execute(SEEN_OCCURRENCES, text_params(ids))}
     dupes = set()
     for i, o in enumerate(occurrences):
         if not o.client_id:

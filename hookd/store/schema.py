@@ -125,8 +125,16 @@ CONSUME_CHUNKS = (
     " FROM json_each(?1) AS u WHERE chunks.seq = u.value->>0"
 )
 DELETE_CONSUMED = "DELETE FROM chunks WHERE seq IN (SELECT value->>0 FROM json_each(?)) AND left <= 0"
-INSERT_OCCURRENCES = "INSERT INTO occurrences (id, received_at) SELECT value, ?2 FROM json_each(?1)"
-SEEN_OCCURRENCES = "SELECT id FROM occurrences WHERE id IN (SELECT value FROM json_each(?))"
+# Application-chosen ids travel in the blob, not as JSON strings: SQLite's JSON functions
+# cut a string at an escaped NUL (\u0000), and an id may hold one. ?1 and ?2 are
+# text_params(ids).
+INSERT_OCCURRENCES = (
+    "INSERT INTO occurrences (id, received_at)"
+    " SELECT CAST(substr(?2, value->>0, value->>1) AS TEXT), ?3 FROM json_each(?1)"
+)
+SEEN_OCCURRENCES = (
+    "SELECT id FROM occurrences WHERE id IN (SELECT CAST(substr(?2, value->>0, value->>1) AS TEXT) FROM json_each(?1))"
+)
 
 
 @dataclass(slots=True)
@@ -152,6 +160,14 @@ class Packed:
     def params(self) -> tuple[bytes, bytes]:
         """The statement's two parameters: the rows as JSON, the bodies as one blob."""
         return orjson.dumps(self.rows), b"".join(self.bodies)
+
+
+def text_params(texts: Sequence[str]) -> tuple[bytes, bytes]:
+    """Strings as a packed statement's two parameters: each one's place, and their UTF-8 bytes."""
+    packed = Packed()
+    for t in texts:
+        packed.add([], t.encode())
+    return packed.params()
 
 
 def add_delivery_row(packed: Packed, d: Delivery, lightweight: bool) -> None:
