@@ -125,7 +125,7 @@ async def test_envelope_fields_on_received_body(
     assert set(body) >= ENVELOPE
     item = uuid.UUID(body["id"])
     assert str(item) == body["id"]
-    assert item.version == 4
+    assert item.version == 7
     assert body["webhook_id"] == "sd"
     assert body["event"] == "ticket.status_changed"
     assert body["event_id"] == "evt-given"

@@ -417,12 +417,12 @@ def test_event_names_bounded_under_hostile_input() -> None:
 
 
 def test_uuid_shape() -> None:
-    """IdFactory.uuid() gives canonical version-4, RFC 4122-variant UUID text."""
+    """IdFactory.uuid() gives canonical version-7, RFC 4122-variant UUID text."""
     ids = IdFactory()
     for _ in range(100):
         text = ids.uuid()
         u = uuid.UUID(text)
-        assert u.version == 4
+        assert u.version == 7
         assert u.variant == uuid.RFC_4122
         assert str(u) == text
 
@@ -438,10 +438,51 @@ def test_uuid_unique_within_and_across_factories() -> None:
 
 
 def test_uuid_past_counter_boundaries() -> None:
-    """UUIDs stay well-formed and distinct where the counter crosses into the fourth group."""
-    ids = IdFactory()
-    ids._n = (1 << 48) - 3
+    """UUIDs stay well-formed, distinct and ordered where the counter's low 30 bits carry into rand_a."""
+    ids = IdFactory(clock_ns=lambda: 10**18)
+    ids.uuid()
+    ids._counter = (1 << 30) - 3
     got = [ids.uuid() for _ in range(6)]
     assert len(set(got)) == 6
+    assert got == sorted(got)
     for text in got:
-        assert uuid.UUID(text).version == 4
+        assert uuid.UUID(text).version == 7
+
+
+def test_item_ids_are_uuid7_carrying_the_clock_time() -> None:
+    """Item ids are RFC 9562 version-7 UUIDs whose first 48 bits are the creation time in ms."""
+    now = [1_764_000_000_123_456_789]
+    ids = IdFactory(clock_ns=lambda: now[0])
+    u = uuid.UUID(ids.uuid())
+    assert u.version == 7
+    assert u.variant == uuid.RFC_4122
+    assert u.int >> 80 == 1_764_000_000_123
+
+
+def test_item_ids_increase_within_a_millisecond_and_across_a_clock_step_back() -> None:
+    """Ids sort in creation order: a burst in one millisecond counts up, and a clock that steps back never reorders."""
+    now = [1_764_000_000_000_000_000]
+    ids = IdFactory(clock_ns=lambda: now[0])
+    made = [ids.uuid() for _ in range(1000)]
+    now[0] += 5_000_000
+    made += [ids.uuid() for _ in range(10)]
+    now[0] -= 60_000_000_000  # NTP steps the clock back a minute
+    made += [ids.uuid() for _ in range(10)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+
+
+def test_item_ids_of_two_processes_differ() -> None:
+    """Two factories reading the same clock still give different ids."""
+    a, b = IdFactory(clock_ns=lambda: 10**18), IdFactory(clock_ns=lambda: 10**18)
+    assert {a.uuid() for _ in range(100)}.isdisjoint({b.uuid() for _ in range(100)})
+
+
+def test_item_id_counter_overflow_borrows_the_next_millisecond() -> None:
+    """When a millisecond's counter runs out, ids move on to the next millisecond instead of wrapping."""
+    ids = IdFactory(clock_ns=lambda: 10**18)
+    first = ids.uuid()
+    ids._counter = (1 << IdFactory._COUNTER_BITS) - 1
+    after = ids.uuid()
+    assert after > first
+    assert uuid.UUID(after).int >> 80 == 10**18 // 1_000_000 + 1
