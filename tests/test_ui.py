@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from yarl import URL
+
+from hookd.ui import UI_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -187,28 +190,37 @@ async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Ca
     """/ui redirects; assets carry their content types and no-cache, need no token, and no path leaves the folder."""
     config = make_config([webhook("ok", receiver.url + "/ok")], server={"tokens": ["t0k"]})
     daemon = await daemon_factory(config)
+    modules = sorted(p.name for p in UI_DIR.glob("*.js"))
+    assert "main.js" in modules
     async with aiohttp.ClientSession() as s:
         async with s.get(daemon.url + "/ui", allow_redirects=False) as r:
             assert r.status == 302
             assert r.headers["Location"] == "/ui/"
-        want = {"/ui/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css"}
+        # Module scripts run only when served with a JavaScript type (and nosniff makes that strict).
+        want = {"/ui/": "text/html", "/ui/style.css": "text/css", **{f"/ui/{m}": "text/javascript" for m in modules}}
         for path, ctype in want.items():
             async with s.get(daemon.url + path) as r:
                 assert r.status == 200, path
-                assert r.content_type == ctype
+                assert r.content_type == ctype, path
                 assert r.charset == "utf-8"
                 assert r.headers["Cache-Control"] == "no-cache"
                 assert r.headers["X-Content-Type-Options"] == "nosniff"
+                assert "script-src 'self'" in r.headers["Content-Security-Policy"]
                 etag = r.headers["ETag"]
                 body = await r.read()
             async with s.get(daemon.url + path, headers={"If-None-Match": etag}) as r:
                 assert r.status == 304
-        assert b"app.js" in (await (await s.get(daemon.url + "/ui/index.html")).read())
-        # Nothing the page loads comes from outside the daemon.
-        assert b"http://" not in body
-        assert b"https://" not in body
+            if path != "/ui/":  # the page's own favicon names the SVG namespace, an http:// URI
+                # Nothing the page loads comes from outside the daemon.
+                assert b"http://" not in body, path
+                assert b"https://" not in body, path
+            for spec in re.findall(r'^import .* from "([^"]+)";$', body.decode(), re.MULTILINE):
+                assert spec.startswith("./"), (path, spec)
+                assert spec.removeprefix("./") in modules, (path, spec)
+        index = await (await s.get(daemon.url + "/ui/index.html")).read()
+        assert b'<script type="module" src="main.js"></script>' in index
         for raw in ("/ui/__init__.py", "/ui/..%2f__init__.py", "/ui/%2e%2e/api.py", "/ui/..%2F..%2Fpyproject.toml",
-                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js"):  # fmt: skip
+                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js", "/ui/app.js"):  # fmt: skip
             async with s.get(URL(daemon.url + raw, encoded=True)) as r:
                 assert r.status == 404, raw
                 assert b"import" not in await r.read()
