@@ -15,8 +15,8 @@ const REFRESH_MS = 2500;
 const VIEWS = { overview: webhooks, webhook, delivery };
 
 const view = $("view");
-// The load on its way, if any. A navigation (or a forced refresh) aborts it, so the
-// answer for a view that has been left is never read, let alone rendered.
+// The load on its way, if any: {controller, navigated}. A navigation (or a forced refresh)
+// aborts it, so the answer for a view that has been left is never read, let alone rendered.
 let inFlight = null;
 let lastJson = null;
 
@@ -60,10 +60,14 @@ function showError(err) {
  */
 async function load(navigated, force) {
   if (inFlight && !navigated && !force) return;
-  if (inFlight) inFlight.abort();
+  if (inFlight) {
+    inFlight.controller.abort();
+    // A forced refresh that cuts a navigation short finishes that navigation's work.
+    navigated = navigated || inFlight.navigated;
+  }
   const controller = new AbortController();
   const { signal } = controller;
-  inFlight = controller;
+  inFlight = { controller, navigated };
   const route = parseRoute();
   const v = VIEWS[route.name];
   if (navigated) {
@@ -94,7 +98,7 @@ async function load(navigated, force) {
     }
   } finally {
     clearTimeout(slow);
-    if (inFlight === controller) inFlight = null;
+    if (inFlight && inFlight.controller === controller) inFlight = null;
   }
 }
 
