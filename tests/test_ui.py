@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from yarl import URL
+
+from hookd.ui import UI_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -179,6 +182,73 @@ def ticket(n: int, event: str = "ticket.created", summary: str = "Printer on fir
     }
 
 
+class HoldingProxy:
+    """A plain HTTP proxy on 127.0.0.1 port 0 in front of the daemon that holds the answer to one path.
+
+    The held request is never answered; ``client_gone`` is set when the browser drops its
+    connection, i.e. aborts the request.
+    """
+
+    def __init__(self, upstream: str, hold: str) -> None:
+        self.upstream = upstream
+        self.hold = hold
+        self.held = asyncio.Event()
+        self.client_gone = asyncio.Event()
+        self.paths: list[str] = []
+        self._cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL, no trailing slash."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> HoldingProxy:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Cancelling the handler when its client goes away is how a dropped request shows.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def wait_path(self, path: str, count: int) -> None:
+        """Wait until ``count`` requests for ``path`` have come through."""
+        async with asyncio.timeout(TIMEOUT), self._cond:
+            await self._cond.wait_for(lambda: self.paths.count(path) >= count)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        async with self._cond:
+            self.paths.append(request.path)
+            self._cond.notify_all()
+        if request.path == self.hold:
+            self.held.set()
+            try:
+                await asyncio.Future()  # never answered
+            except asyncio.CancelledError:
+                self.client_gone.set()
+                raise
+        assert self._session is not None
+        skip = {"host", "connection", "content-length", "transfer-encoding", "keep-alive"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
+                                         data=await request.read(), allow_redirects=False) as r:  # fmt: skip
+            body = await r.read()
+            back = {k: v for k, v in r.headers.items() if k.lower() not in skip}
+        return web.Response(status=r.status, body=body, headers=back)
+
+
 # -- static routes ------------------------------------------------------------------------
 
 
@@ -187,28 +257,37 @@ async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Ca
     """/ui redirects; assets carry their content types and no-cache, need no token, and no path leaves the folder."""
     config = make_config([webhook("ok", receiver.url + "/ok")], server={"tokens": ["t0k"]})
     daemon = await daemon_factory(config)
+    modules = sorted(p.name for p in UI_DIR.glob("*.js"))
+    assert "main.js" in modules
     async with aiohttp.ClientSession() as s:
         async with s.get(daemon.url + "/ui", allow_redirects=False) as r:
             assert r.status == 302
             assert r.headers["Location"] == "/ui/"
-        want = {"/ui/": "text/html", "/ui/app.js": "text/javascript", "/ui/style.css": "text/css"}
+        # Module scripts run only when served with a JavaScript type (and nosniff makes that strict).
+        want = {"/ui/": "text/html", "/ui/style.css": "text/css", **{f"/ui/{m}": "text/javascript" for m in modules}}
         for path, ctype in want.items():
             async with s.get(daemon.url + path) as r:
                 assert r.status == 200, path
-                assert r.content_type == ctype
+                assert r.content_type == ctype, path
                 assert r.charset == "utf-8"
                 assert r.headers["Cache-Control"] == "no-cache"
                 assert r.headers["X-Content-Type-Options"] == "nosniff"
+                assert "script-src 'self'" in r.headers["Content-Security-Policy"]
                 etag = r.headers["ETag"]
                 body = await r.read()
             async with s.get(daemon.url + path, headers={"If-None-Match": etag}) as r:
                 assert r.status == 304
-        assert b"app.js" in (await (await s.get(daemon.url + "/ui/index.html")).read())
-        # Nothing the page loads comes from outside the daemon.
-        assert b"http://" not in body
-        assert b"https://" not in body
+            if path != "/ui/":  # the page's own favicon names the SVG namespace, an http:// URI
+                # Nothing the page loads comes from outside the daemon.
+                assert b"http://" not in body, path
+                assert b"https://" not in body, path
+            for spec in re.findall(r'^import .* from "([^"]+)";$', body.decode(), re.MULTILINE):
+                assert spec.startswith("./"), (path, spec)
+                assert spec.removeprefix("./") in modules, (path, spec)
+        index = await (await s.get(daemon.url + "/ui/index.html")).read()
+        assert b'<script type="module" src="main.js"></script>' in index
         for raw in ("/ui/__init__.py", "/ui/..%2f__init__.py", "/ui/%2e%2e/api.py", "/ui/..%2F..%2Fpyproject.toml",
-                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js"):  # fmt: skip
+                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js", "/ui/app.js"):  # fmt: skip
             async with s.get(URL(daemon.url + raw, encoded=True)) as r:
                 assert r.status == 404, raw
                 assert b"import" not in await r.read()
@@ -374,3 +453,53 @@ async def test_overview_refreshes_and_enables(receiver: Receiver, make_config: C
     await browser.text('tr[data-webhook="flaky"] [data-enabled="true"]', "Enabled")
     await receiver.wait_for(2, "/flaky")  # the item kept while disabled goes out
     await browser.text('tr[data-webhook="flaky"] [data-count="succeeded"]', "1")
+
+
+async def test_every_module_loads(receiver: Receiver, make_config: Callable[..., Path],
+                                  daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+    """Every .js file of the page is loaded as a module and main.js runs to its end, without console errors."""
+    config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")])
+    daemon = await daemon_factory(config)
+
+    await browser.open(daemon.url + "/ui/")
+    ready = "return document.documentElement.dataset.ready"
+    await browser.until(lambda d: d.execute_script(ready), "main.js did not run to its end")
+    await browser.text('tr[data-webhook="ok"]', "Service desk sync")
+    loaded = await browser.script(
+        "return performance.getEntriesByType('resource')"
+        ".map(e => new URL(e.name).pathname).filter(p => p.endsWith('.js'))"
+    )
+    assert sorted(loaded) == sorted(f"/ui/{p.name}" for p in UI_DIR.glob("*.js"))  # none missing, none left over
+
+
+async def test_navigation_aborts_the_previous_views_fetch(
+    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: StartDaemon, browser: Browser
+) -> None:
+    """Leaving a view whose answer is still on its way aborts its request, and that view never shows in the next one."""
+    config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")])
+    daemon = await daemon_factory(config)
+    await daemon.send(ticket(1))
+    [d] = await daemon.wait_deliveries("ok", 1, state="succeeded")
+
+    async with HoldingProxy(daemon.url, hold=f"/v1/deliveries/{d['id']}") as proxy:
+        await browser.open(proxy.url + "/ui/")
+        await browser.text('tr[data-webhook="ok"]', "Service desk sync")
+        await browser.script(
+            "window.sawDelivery = false;"
+            "new MutationObserver(() => { if (document.querySelector('section.delivery')) window.sawDelivery = true; })"
+            ".observe(document.getElementById('view'), {childList: true, subtree: true});"
+        )
+        await browser.script(f"location.hash = '#/deliveries/{d['id']}'")
+        async with asyncio.timeout(TIMEOUT):
+            await proxy.held.wait()
+        await browser.script("location.hash = '#/webhooks/ok'")
+        await browser.text(f'section.webhook[data-webhook="ok"] tr[data-delivery="{d["id"]}"]')
+
+        async with asyncio.timeout(TIMEOUT):
+            await proxy.client_gone.wait()
+        # A refresh of the webhook's view goes by after that, and still no delivery view.
+        await proxy.wait_path("/v1/webhooks/ok", proxy.paths.count("/v1/webhooks/ok") + 1)
+        await browser.text('section.webhook[data-webhook="ok"]')
+        assert await browser.script("return location.hash") == "#/webhooks/ok"
+        assert await browser.script("return window.sawDelivery") is False
+        assert await browser.script("return document.title") == "Service desk sync · hookd"

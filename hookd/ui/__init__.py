@@ -1,8 +1,9 @@
 """The deliveries page (SPEC §8a): static files served from this folder under ``/ui/``.
 
-The page is plain HTML, CSS and JavaScript with no build step and no asset from outside
-the daemon; it reads the admin API (``/v1/…``) from the browser. The ``/ui/`` routes need
-no token: the page asks for one when an API call answers 401.
+The page is plain HTML, CSS and native JavaScript modules (``main.js`` imports the rest)
+with no build step and no asset from outside the daemon; it reads the admin API (``/v1/…``)
+from the browser. The ``/ui/`` routes need no token: the page asks for one when an API
+call answers 401.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ UI_DIR = Path(__file__).resolve().parent
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",  # a module script under any other type is refused
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
     ".png": "image/png",

@@ -1,0 +1,38 @@
+// The page's addresses: what location.hash names, the links to each view, and moving to one.
+// Views: #/ (webhooks), #/webhooks/{id}?state=&before= (deliveries), #/deliveries/{id}.
+
+import { STATES } from "./format.js";
+
+export const enc = encodeURIComponent;
+
+/** The view the hash names: {name: "overview"}, {name: "webhook", id, state, before} or {name: "delivery", id}. */
+export function parseRoute() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = raw.split("?");
+  const parts = path.split("/").filter(Boolean).map((p) => {
+    try { return decodeURIComponent(p); } catch { return p; }
+  });
+  const q = new URLSearchParams(qs || "");
+  if (parts[0] === "webhooks" && parts[1]) {
+    const state = STATES.includes(q.get("state")) ? q.get("state") : "";
+    return { name: "webhook", id: parts[1], state, before: q.get("before") || "" };
+  }
+  if (parts[0] === "deliveries" && parts[1]) return { name: "delivery", id: parts[1] };
+  return { name: "overview" };
+}
+
+export function webhookHref(id, state, before) {
+  const q = new URLSearchParams();
+  if (state) q.set("state", state);
+  if (before) q.set("before", before);
+  const qs = q.toString();
+  return `#/webhooks/${enc(id)}${qs ? `?${qs}` : ""}`;
+}
+
+export const deliveryHref = (id) => `#/deliveries/${enc(id)}`;
+
+/** Navigate to ``href``; going to the address already shown loads it afresh all the same. */
+export function go(href) {
+  if (location.hash === href) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = href;
+}
