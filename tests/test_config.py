@@ -219,9 +219,18 @@ def test_shipped_config_loads() -> None:
     (w,) = cfg.webhooks
     assert w.id == "example"
     assert w.url == "http://127.0.0.1:8788/hook"
-    assert [s.get_secret_value() for s in w.secret] == [SECRET]
+    assert w.secret == ()  # shipped without a secret, so readable by others without a warning
     assert w.headers == {"X-Source": "hookd"}
     assert [t.on for t in w.events] == ["ticket.*"]
+
+
+def test_shipped_config_signs_with_the_readme_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uncommenting the shipped `secret` line signs with $HOOKD_EXAMPLE_SECRET, as the README's walk-through says."""
+    text = SHIPPED.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("# secret = "))
+    monkeypatch.setenv("HOOKD_EXAMPLE_SECRET", SECRET)
+    cfg = Config.load(write(tmp_path, text.replace(line, line.removeprefix("# "))))
+    assert [s.get_secret_value() for s in cfg.webhooks[0].secret] == [SECRET]
 
 
 def test_valid_full_config(tmp_path: Path) -> None:
