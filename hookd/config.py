@@ -455,8 +455,9 @@ def reload_config(new: Config, old: Config, path: Path) -> tuple[Config, list[st
     try:
         return Config.model_validate(data, context={"resolved": True}), kept
     except ValidationError as exc:
-        why = f"checked with the running server.listen = {old.server.listen!r} and [storage]"
-        raise ConfigError(path, [*format_errors(exc), f"({why}: they change only on a restart)"]) from None
+        running = [f"server.listen = {old.server.listen!r}" if k == "server.listen" else "[storage]" for k in kept]
+        note = f"(checked with the running {' and '.join(running)}: changing it needs a restart)"
+        raise ConfigError(path, [*format_errors(exc), note]) from None
 
 
 def _read(path: Path) -> bytes:
