@@ -18,7 +18,7 @@ from hookd._systemd import Notifier, watchdog_loop
 from hookd.api import Api, auth_middleware
 from hookd.batcher import Batcher
 from hookd.clock import Clock, LoopClock
-from hookd.config import Config, ConfigError
+from hookd.config import Config, ConfigError, reload_config
 from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
@@ -198,8 +198,10 @@ class App:
 
     async def _reload(self, path: Path) -> bool:
         self.notifier.reloading()
+        old = self.config
         try:
-            new = Config.load(path)
+            # What would be in force (restart-only keys kept) is checked, not just the file.
+            new, kept = reload_config(Config.load(path), old, path)
         except ConfigError as exc:
             log.error("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
@@ -208,12 +210,8 @@ class App:
             log.error("reload_failed", errors=[repr(exc)], path=str(path))
             self.notifier.ready(self._status())
             return False
-        old = self.config
-        if new.server.listen != old.server.listen or new.storage != old.storage:
-            log.warning("reload_needs_restart", keys=["server.listen", "storage"])
-            new = new.model_copy(
-                update={"storage": old.storage, "server": new.server.model_copy(update={"listen": old.server.listen})}
-            )
+        if kept:
+            log.warning("reload_needs_restart", keys=kept)
         # Webhooks new to this process (or back after removal) pick up what they left.
         known = set(self.dispatcher.lanes)
         added = [w.id for w in new.webhooks if w.id not in known]

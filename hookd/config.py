@@ -6,14 +6,16 @@ wrong, because the operator reading it has only the file in front of them.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -37,6 +39,8 @@ OPERATORS = (
 _WEBHOOK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.([a-z][a-z0-9_]*|\*))*)\Z")
 _AUTH_TAGS = frozenset({"none", "basic", "bearer", "header"})
+# Stands in for a signing secret `hookd check` cannot read: 16 zero bytes, a valid key.
+_UNREAD_KEY = "whsec_AAAAAAAAAAAAAAAAAAAAAA=="
 
 # The folder of the file being loaded, so `file:` references resolve against it
 # without threading a parameter through every validator.
@@ -68,30 +72,43 @@ def resolve_secret(raw: str) -> str:
     return raw
 
 
-def _secret(value: Any) -> Any:
-    if isinstance(value, str):
+def _resolved(info: ValidationInfo) -> bool:
+    # A reload validates an already loaded config again: its values are no longer references.
+    return bool(info.context and info.context.get("resolved"))
+
+
+def _secret(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, str) and not _resolved(info):
         return resolve_secret(value)
     return value
 
 
+def _secrets(value: Any, info: ValidationInfo) -> Any:
+    return [_secret(v, info) for v in value] if isinstance(value, list) else value
+
+
+T = TypeVar("T")
+# TOML has real types, so the file is validated strictly (no "yes" for true, no "100" for
+# 100); but a TOML array arrives as a list where the models keep tuples (frozen).
+Array = Annotated[tuple[T, ...], Field(strict=False)]
 Secret = Annotated[SecretStr, Field(min_length=1)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ServerConfig(_Model):
     """The ingest and admin listener."""
 
     listen: str = "127.0.0.1:8787"
-    tokens: tuple[Secret, ...] = ()
+    tokens: Array[Secret] = ()
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(1000, ge=1)
     shutdown_grace_seconds: Seconds = 10.0
 
-    _resolve = field_validator("tokens", mode="before")(lambda v: [_secret(t) for t in v] if isinstance(v, list) else v)
+    _resolve = field_validator("tokens", mode="before")(_secrets)
 
     @field_validator("listen")
     @classmethod
@@ -123,7 +140,7 @@ class ServerConfig(_Model):
 class StorageConfig(_Model):
     """Where and how durably hookd keeps its state."""
 
-    path: Path = Path("var/hookd.db")
+    path: Path = Field(Path("var/hookd.db"), strict=False)  # TOML has no path type: a string
     durability: Literal["process", "machine", "memory"] = "process"
     retention_days: float = Field(30, gt=0)
 
@@ -135,7 +152,7 @@ class DeliveryConfig(_Model):
     connect_timeout_seconds: float = Field(5, gt=0)
     concurrency: int = Field(256, ge=1)
     per_webhook_concurrency: int = Field(16, ge=1)
-    retry_schedule: tuple[Seconds, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
+    retry_schedule: Array[Seconds] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
     jitter: float = Field(0.2, ge=0, lt=1)
     retry_on: Literal["transient", "any_failure"] = "transient"
     max_response_bytes: int = Field(65536, ge=0)
@@ -219,7 +236,7 @@ class Trigger(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     on: str
     match: Literal["all", "any"] = "all"
-    conditions: tuple[Condition, ...] = ()
+    conditions: Array[Condition] = ()
 
     @field_validator("on")
     @classmethod
@@ -247,19 +264,22 @@ class Webhook(_Model):
     method: Literal["POST", "GET", "PUT", "PATCH"] = "POST"
     enabled: bool = True
     auth: Auth = Field(default_factory=NoAuth)
-    headers: dict[str, str] = Field(default_factory=dict)
-    secret: tuple[Secret, ...] = ()
+    # Before headers, so the headers validator knows which values are references.
+    secret_headers: Array[str] = ()
+    # Values may be credentials under any name: kept out of reprs.
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    secret: Array[Secret] = ()
     lightweight_logs: bool = False
     payload: Literal["object", "object_with_linked", "event_only", "custom"] = "object"
-    key_fields: tuple[str, ...] = ()
+    key_fields: Array[str] = ()
     batching: Literal["per_occurrence", "same_event", "same_event_type", "any_event"] = "per_occurrence"
     batch_wait_seconds: float = Field(30, gt=0, le=86400)
     max_items_per_batch: int = Field(100, ge=1, le=10000)
     per_webhook_concurrency: int | None = Field(None, ge=1)
     ordered: bool = False
     auto_disable_after: int = Field(0, ge=0)
-    events: tuple[Trigger, ...]
-    fields: tuple[CustomField, ...] = ()
+    events: Array[Trigger]
+    fields: Array[CustomField] = ()
 
     @field_validator("id")
     @classmethod
@@ -279,26 +299,43 @@ class Webhook(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError(f"{shown_url(value)!r} is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL")
+            raise ValueError(f"{shown_url(value)!r} is not an http(s) URL")
         try:
             _ = parts.port
         except ValueError:
-            raise ValueError(f"{value!r} has an invalid port") from None
+            raise ValueError(f"{shown_url(value)!r} has an invalid port") from None
         return value
 
     @field_validator("secret", mode="before")
     @classmethod
-    def _secrets(cls, value: Any) -> Any:
+    def _secrets(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             value = [value]
         if isinstance(value, list):
-            value = [_secret(v) for v in value]
+            value = _secrets(value, info)
             for v in value:
                 if isinstance(v, str):
                     secret_key(v)
         return value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _secret_header_values(cls, value: Any, info: ValidationInfo) -> Any:
+        marked = {n.lower() for n in info.data.get("secret_headers", ())}
+        if not isinstance(value, dict) or not marked or _resolved(info):
+            return value
+        out = {}
+        for name, v in value.items():
+            try:
+                out[name] = resolve_secret(v) if name.lower() in marked and isinstance(v, str) else v
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return out
 
     @model_validator(mode="after")
     def _rules(self) -> Webhook:
@@ -316,6 +353,10 @@ class Webhook(_Model):
         sets_authorization = self.auth.type in ("basic", "bearer") or (
             isinstance(self.auth, HeaderAuth) and self.auth.name.lower() == "authorization"
         )
+        names = {h.lower() for h in self.headers}
+        for name in self.secret_headers:
+            if name.lower() not in names:
+                raise ValueError(f"webhook {self.id!r}: secret_headers names {name!r}, which is not in headers")
         if urlsplit(self.url).username is not None and sets_authorization:
             raise ValueError(f"webhook {self.id!r}: the url carries credentials and auth sets Authorization too")
         if self.fields and self.payload != "custom":
@@ -344,7 +385,7 @@ class Config(_Model):
     storage: StorageConfig = Field(default_factory=lambda: StorageConfig(), validate_default=True)
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
     batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig())
-    webhooks: tuple[Webhook, ...] = ()
+    webhooks: Array[Webhook] = ()
 
     @field_validator("storage", mode="after")
     @classmethod
@@ -371,50 +412,198 @@ class Config(_Model):
         return None
 
     @classmethod
-    def load(cls, path: str | Path) -> Config:
-        """Read and validate ``path``; raise ConfigError with every problem found."""
+    def load(cls, path: str | Path, deferred: list[str] | None = None) -> Config:
+        """Read and validate ``path``; raise ConfigError with every problem found.
+
+        With ``deferred`` (a list), an ``env:``/``file:`` secret that cannot be read here is
+        not an error: a line saying so goes into the list and a placeholder stands in.
+        """
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
-        return cls.parse(raw, path)
+        return cls.parse(_read(path), path, deferred)
 
     @classmethod
-    def parse(cls, raw: bytes, path: Path) -> Config:
+    def parse(cls, raw: bytes, path: Path, deferred: list[str] | None = None) -> Config:
         """Validate TOML bytes as if read from ``path``."""
+        return _validated(_toml(raw, path), path, deferred)
+
+
+def load_server(path: str | Path, deferred: list[str] | None = None) -> ServerConfig:
+    """Only the ``[server]`` table of ``path``: what the client verbs need, so the webhooks'
+    secrets (readable perhaps only by the service) are neither read nor required."""
+    path = Path(path)
+    data = _toml(_read(path), path)
+    return _validated({"server": data.get("server", {})}, path, deferred).server
+
+
+def reload_config(new: Config, old: Config, path: Path) -> tuple[Config, list[str]]:
+    """The config a reload puts in force, and the keys in it that wait for a restart.
+
+    ``server.listen`` and ``storage`` keep their running values. The result is validated
+    again with every rule: old and new together (say, the old public listen with the new
+    empty tokens) may be a combination that start-up refuses.
+    """
+    kept = []
+    if new.server.listen != old.server.listen:
+        kept.append("server.listen")
+    if new.storage != old.storage:
+        kept.append("storage")
+    if not kept:
+        return new, kept
+    data = new.model_dump()
+    data["server"]["listen"] = old.server.listen
+    data["storage"] = old.storage.model_dump()
+    try:
+        return Config.model_validate(data, context={"resolved": True}), kept
+    except ValidationError as exc:
+        running = [f"server.listen = {old.server.listen!r}" if k == "server.listen" else "[storage]" for k in kept]
+        note = f"(checked with the running {' and '.join(running)}: changing it needs a restart)"
+        raise ConfigError(path, [*format_errors(exc), note]) from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
+
+
+def _toml(raw: bytes, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(path, ["invalid TOML: nested too deeply"]) from None
+
+
+def _validated(data: dict[str, Any], path: Path, deferred: list[str] | None) -> Config:
+    token = _base_dir.set(path.resolve().parent)
+    try:
+        if deferred is not None:
+            deferred.extend(_defer_unreadable(data))
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, format_errors(exc)) from None
+    except RecursionError:
+        raise ConfigError(path, ["a value is nested too deeply"]) from None
+    finally:
+        _base_dir.reset(token)
+
+
+def _defer_unreadable(data: dict[str, Any]) -> list[str]:
+    """Swap each ``env:``/``file:`` secret that cannot be read here for a placeholder; say which."""
+    notes = []
+    for key, container, slot in _secret_slots(data):
+        raw = container[slot]
+        if not isinstance(raw, str) or not raw.startswith(("env:", "file:")):
+            continue
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(path, [f"not UTF-8 text: {exc.reason} at byte {exc.start}"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(path, [f"invalid TOML: {exc}"]) from None
-        except RecursionError:
-            raise ConfigError(path, ["invalid TOML: nested too deeply"]) from None
-        token = _base_dir.set(path.resolve().parent)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(path, format_errors(exc)) from None
-        except RecursionError:
-            raise ConfigError(path, ["a value is nested too deeply"]) from None
-        finally:
-            _base_dir.reset(token)
+            resolve_secret(raw)
+        except ValueError:
+            if raw.startswith("env:"):
+                where = f"environment variable {raw[4:]} is not set here"
+            else:
+                where = f"file {(_base_dir.get() or Path.cwd()) / raw[5:]} cannot be read here"
+            notes.append(f"{key}: {where}; it will be read when the daemon starts")
+            container[slot] = _UNREAD_KEY if ".secret[" in key else "unread"
+    return notes
+
+
+def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
+    """Where the raw TOML data holds secrets: (key path, container, key or index) for each."""
+    if not isinstance(data, dict):
+        return []
+    slots: list[tuple[str, Any, Any]] = []
+    server = data.get("server")
+    tokens = server.get("tokens") if isinstance(server, dict) else None
+    if isinstance(tokens, list):
+        slots += [(f"server.tokens[{i}]", tokens, i) for i in range(len(tokens))]
+    webhooks = data.get("webhooks")
+    for i, w in enumerate(webhooks if isinstance(webhooks, list) else []):
+        if not isinstance(w, dict):
+            continue
+        secret = w.get("secret")
+        if isinstance(secret, list):
+            slots += [(f"webhooks[{i}].secret[{j}]", secret, j) for j in range(len(secret))]
+        elif secret is not None:
+            slots.append((f"webhooks[{i}].secret[0]", w, "secret"))
+        auth = w.get("auth")
+        if isinstance(auth, dict):
+            slots += [(f"webhooks[{i}].auth.{k}", auth, k) for k in ("password", "token", "value") if k in auth]
+        marked = w.get("secret_headers")
+        headers = w.get("headers")
+        if isinstance(marked, list) and isinstance(headers, dict):
+            names = {n.lower() for n in marked if isinstance(n, str)}
+            slots += [(f"webhooks[{i}].headers.{h}", headers, h) for h in headers if h.lower() in names]
+    return slots
+
+
+# pydantic's wording where it would puzzle someone editing TOML (tuple, dictionary, class names).
+_PLAIN = {
+    "bool_type": "should be true or false",
+    "int_type": "should be a whole number",
+    "int_from_float": "should be a whole number",
+    "float_type": "should be a number",
+    "string_type": "should be a string (in quotes)",
+    "tuple_type": "should be an array",
+    "list_type": "should be an array",
+    "dict_type": "should be a table",
+    "model_type": "should be a table",
+    "model_attributes_type": "should be a table",
+    "missing": "required key is missing",
+    "union_tag_not_found": "required key is missing",
+}
 
 
 def format_errors(exc: ValidationError) -> list[str]:
     """Turn pydantic's errors into ``key.path: message`` lines."""
     lines = []
     for err in exc.errors(include_url=False):
-        loc = list(err["loc"])
+        raw = list(err["loc"])
         # A discriminated union puts the tag in the location; the file has no such key.
-        loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] == "auth" and p in _AUTH_TAGS)]
+        loc = [p for i, p in enumerate(raw) if not (i and raw[i - 1] == "auth" and p in _AUTH_TAGS)]
+        kind = err["type"]
+        msg = _PLAIN.get(kind) or err["msg"].removeprefix("Value error, ").removeprefix("Input ")
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append(str(err.get("ctx", {}).get("discriminator", "'type'")).strip("'"))
+        if kind == "union_tag_invalid":
+            msg = f"should be one of {err.get('ctx', {}).get('expected_tags', '')}"
+        if kind == "extra_forbidden":
+            msg = f"unknown key `{raw[-1]}`"
+            near = difflib.get_close_matches(str(raw[-1]), field_names(Config, raw[:-1]), n=1)
+            if near:
+                msg += f"; did you mean `{near[0]}`?"
         key = key_path(loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
         lines.append(f"{key}: {msg}" if key else msg)
     return lines
+
+
+def field_names(root: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The keys allowed at ``loc`` in the model tree under ``root`` (a union's tag picks its member)."""
+    models = [root]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in models if part in _tags(m)]
+        if tagged:
+            models = tagged
+            continue
+        fields = [model.model_fields[part] for model in models if part in model.model_fields]
+        models = [m for f in fields for m in _models_in(f.annotation)]
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    field = model.model_fields.get("type")
+    return typing.get_args(field.annotation) if field is not None else ()
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def key_path(loc: list[int | str]) -> str:
@@ -493,10 +682,8 @@ def redact_url(url: str) -> str:
     """The URL without any ``user:password@`` part, credential-like query values as ``***``."""
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        parts = parts._replace(netloc=netloc)
+        # Host and port as written: the part after the last @ (a password may hold an @).
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
     if parts.query:
         from urllib.parse import parse_qsl, urlencode
 
@@ -505,26 +692,26 @@ def redact_url(url: str) -> str:
     return parts.geturl()
 
 
+def shown_url(url: str) -> str:
+    """``url`` as an error message may echo it: redacted, and, where it does not parse as
+    ``scheme://user:password@host``, everything before its last ``@`` masked too."""
+    try:
+        shown = redact_url(url)
+    except ValueError:
+        shown = url
+    if "@" in shown:
+        scheme, sep, rest = shown.partition("://")
+        if not sep:
+            scheme, rest = "", shown
+        shown = f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+    return shown
+
+
 def inline_secrets(path: Path) -> list[str]:
     """Key paths of secrets written inline (not ``env:`` or ``file:``) in a config file."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    found = []
-
-    def inline(v: Any) -> bool:
-        return isinstance(v, str) and not v.startswith(("env:", "file:"))
-
-    for i, t in enumerate(data.get("server", {}).get("tokens", [])):
-        if inline(t):
-            found.append(f"server.tokens[{i}]")
-    for i, w in enumerate(data.get("webhooks", [])):
-        if not isinstance(w, dict):
-            continue
-        secrets = w.get("secret", [])
-        for j, s in enumerate(secrets if isinstance(secrets, list) else [secrets]):
-            if inline(s):
-                found.append(f"webhooks[{i}].secret[{j}]")
-        auth = w.get("auth", {})
-        for key in ("password", "token", "value"):
-            if isinstance(auth, dict) and inline(auth.get(key)):
-                found.append(f"webhooks[{i}].auth.{key}")
-    return found
+    return [
+        key
+        for key, container, slot in _secret_slots(data)
+        if isinstance(container[slot], str) and not container[slot].startswith(("env:", "file:"))
+    ]

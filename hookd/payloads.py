@@ -109,7 +109,7 @@ class RequestShape:
         if webhook.method != "GET":
             headers["Content-Type"] = "application/json"
         # Names whose values are credentials, redacted wherever headers are logged.
-        self.secret_headers = {"authorization"}
+        self.secret_headers = {"authorization", *(name.lower() for name in webhook.secret_headers)}
         auth = webhook.auth
         if auth.type == "basic":
             raw = f"{auth.username}:{auth.password.get_secret_value()}".encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -125,10 +126,10 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("pattern-newline", with_webhook(events=[{"id": "t", "on": "ticket.*\n"}]), "webhooks[0].events[0].on",
      "is not an event type or pattern"),
     ("bad-op", with_webhook(events=cond(field="object.a", op="equals", value=1)),
-     "webhooks[0].events[0].conditions[0].op", "Input should be"),
+     "webhooks[0].events[0].conditions[0].op", "should be 'eq', 'ne'"),
     ("bad-field-root", with_webhook(events=cond(field="objekt.a", op="eq", value=1)),
      "webhooks[0].events[0].conditions[0].field", "should match"),
-    ("bad-method", with_webhook(method="DELETE"), "webhooks[0].method", "Input should be"),
+    ("bad-method", with_webhook(method="DELETE"), "webhooks[0].method", "should be 'POST', 'GET', 'PUT' or 'PATCH'"),
     ("bad-listen", {**base(), "server": {"listen": "localhost"}}, "server.listen", "is not host:port"),
 ]  # fmt: skip
 
@@ -218,9 +219,18 @@ def test_shipped_config_loads() -> None:
     (w,) = cfg.webhooks
     assert w.id == "example"
     assert w.url == "http://127.0.0.1:8788/hook"
-    assert [s.get_secret_value() for s in w.secret] == [SECRET]
+    assert w.secret == ()  # shipped without a secret, so readable by others without a warning
     assert w.headers == {"X-Source": "hookd"}
     assert [t.on for t in w.events] == ["ticket.*"]
+
+
+def test_shipped_config_signs_with_the_readme_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uncommenting the shipped `secret` line signs with $HOOKD_EXAMPLE_SECRET, as the README's walk-through says."""
+    text = SHIPPED.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("# secret = "))
+    monkeypatch.setenv("HOOKD_EXAMPLE_SECRET", SECRET)
+    cfg = Config.load(write(tmp_path, text.replace(line, line.removeprefix("# "))))
+    assert [s.get_secret_value() for s in cfg.webhooks[0].secret] == [SECRET]
 
 
 def test_valid_full_config(tmp_path: Path) -> None:
@@ -485,3 +495,239 @@ def test_check_unreadable(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert str(path) in done.stderr
     assert "invalid TOML" in done.stderr
+
+
+# -- strict types, plain messages, suggestions ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "says"),
+    [
+        ({"enabled": "yes"}, "webhooks[0].enabled", "should be true or false"),
+        ({"enabled": 1}, "webhooks[0].enabled", "should be true or false"),
+        ({"max_items_per_batch": "100"}, "webhooks[0].max_items_per_batch", "should be a whole number"),
+        ({"max_items_per_batch": 1.5}, "webhooks[0].max_items_per_batch", "should be a whole number"),
+        ({"batch_wait_seconds": "30"}, "webhooks[0].batch_wait_seconds", "should be a number"),
+        ({"batch_wait_seconds": True}, "webhooks[0].batch_wait_seconds", "should be a number"),
+        ({"name": 5}, "webhooks[0].name", "should be a string"),
+        ({"key_fields": "id"}, "webhooks[0].key_fields", "should be an array"),
+        ({"secret": 7}, "webhooks[0].secret", "should be an array"),
+        ({"headers": ["X-A"]}, "webhooks[0].headers", "should be a table"),
+        ({"auth": "none"}, "webhooks[0].auth", "should be a table"),
+        ({"auth": {"type": "magic"}}, "webhooks[0].auth.type", "should be one of 'none', 'basic', 'bearer', 'header'"),
+        ({"auth": {"token": "t"}}, "webhooks[0].auth.type", "is missing"),
+        ({"events": {"id": "t", "on": "*"}}, "webhooks[0].events", "should be an array"),
+        ({"method": "DELETE"}, "webhooks[0].method", "should be 'POST', 'GET', 'PUT' or 'PATCH'"),
+        ({"url": None}, "webhooks[0].url", "is missing"),
+    ],
+)
+def test_types_are_strict_and_errors_plain(tmp_path: Path, settings: dict[str, Any], key: str, says: str) -> None:
+    """A value of the wrong TOML type is refused, not coerced, with a message in plain words."""
+    lines = problems(write(tmp_path, with_webhook(**settings)))
+    assert any(line.startswith(f"{key}: ") and says in line for line in lines), lines
+
+
+def test_error_messages_do_not_leak_pydantic_wording(tmp_path: Path) -> None:
+    """No documented mistake or type error shows pydantic's wording (Input should…, class names, dictionary)."""
+    cases = [c[1] for c in ERROR_CASES]
+    cases += [with_webhook(enabled="yes"), with_webhook(key_fields="id"), with_webhook(auth="bearer"),
+              {**base(), "server": "127.0.0.1:0"}, {**base(), "webhooks": {"id": "x"}}]  # fmt: skip
+    for i, data in enumerate(cases):
+        for line in problems(write(tmp_path / str(i), data)):
+            for leak in ("Input should", "dictionary", "tuple", "Config", "Field required", "Value error"):
+                assert leak not in line, line
+
+
+def test_integers_stay_valid_where_numbers_are_wanted(tmp_path: Path) -> None:
+    """TOML integers are accepted for fractional settings, and arrays for lists."""
+    data = base()
+    data["server"]["shutdown_grace_seconds"] = 3
+    data["delivery"] = {"timeout_seconds": 15, "jitter": 0, "retry_schedule": [1, 2.5]}
+    data["storage"] = {"retention_days": 7}
+    cfg = Config.load(write(tmp_path, data))
+    assert cfg.delivery.timeout_seconds == 15
+    assert cfg.delivery.retry_schedule == (1, 2.5)
+    assert cfg.server.shutdown_grace_seconds == 3
+    assert cfg.storage.retention_days == 7
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (with_webhook(batch_wait_second=5),
+         "webhooks[0].batch_wait_second: unknown key `batch_wait_second`; did you mean `batch_wait_seconds`?"),
+        ({**base(), "servr": {}}, "servr: unknown key `servr`; did you mean `server`?"),
+        ({**base(), "server": {"listen": "127.0.0.1:0", "token": ["x"]}},
+         "server.token: unknown key `token`; did you mean `tokens`?"),
+        (with_webhook(auth={"type": "bearer", "tokn": "t"}),
+         "webhooks[0].auth.tokn: unknown key `tokn`; did you mean `token`?"),
+        (with_webhook(events=[{"id": "t", "on": "*", "conditions": [{"field": "event", "op": "exists", "vale": 1}]}]),
+         "webhooks[0].events[0].conditions[0].vale: unknown key `vale`; did you mean `value`?"),
+        (with_webhook(zzzz=1), "webhooks[0].zzzz: unknown key `zzzz`"),
+    ],
+    ids=["webhook", "top", "server", "auth", "condition", "no-match"],
+)  # fmt: skip
+def test_unknown_key_suggests_the_closest(tmp_path: Path, data: dict[str, Any], line: str) -> None:
+    """An unknown key is named, with the closest valid key at that place suggested when one is close."""
+    assert line in problems(write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://u:pw-hidden@files.example.com/x", "http://u:pw-hidden@host.example.com:99999/x",
+     "u:pw-hidden@host.example.com/x", "https://u:pw-hidden@/x"],
+)  # fmt: skip
+def test_url_errors_do_not_echo_passwords(tmp_path: Path, url: str) -> None:
+    """A refused URL is echoed in the error without its password."""
+    lines = problems(write(tmp_path, with_webhook(url=url)))
+    assert any(line.startswith("webhooks[0].url: ") for line in lines), lines
+    assert not any("pw-hidden" in line for line in lines), lines
+
+
+def test_url_error_keeps_the_rest_of_the_url(tmp_path: Path) -> None:
+    """The redacted URL in an error still shows scheme, host and path, so the operator can find it."""
+    (line,) = problems(write(tmp_path, with_webhook(url="ftp://u:pw@files.example.com/x")))
+    assert line == "webhooks[0].url: 'ftp://files.example.com/x' is not an http(s) URL"
+
+
+# -- secret_headers -------------------------------------------------------------------------
+
+
+def test_secret_headers_resolve_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values of headers named in secret_headers may be env:/file: references; other headers stay literal."""
+    monkeypatch.setenv("HOOKD_T_HDR", "hdr-from-env")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "hdr").write_text("hdr-from-file\n")
+    data = with_webhook(
+        headers={"X-Custom": "env:HOOKD_T_HDR", "X-Other": "file:hdr", "X-Plain": "env:HOOKD_T_HDR"},
+        secret_headers=["x-custom", "X-Other"],
+    )
+    cfg = Config.load(write(tmp_path / "conf", data))
+    w = cfg.webhooks[0]
+    assert w.headers == {"X-Custom": "hdr-from-env", "X-Other": "hdr-from-file", "X-Plain": "env:HOOKD_T_HDR"}
+    assert w.secret_headers == ("x-custom", "X-Other")
+    assert "hdr-from-env" not in repr(cfg)
+    assert "hdr-from-file" not in repr(cfg)
+
+
+def test_secret_header_must_be_in_headers(tmp_path: Path) -> None:
+    """A name in secret_headers that is not among the webhook's headers is an error naming it."""
+    (line,) = problems(write(tmp_path, with_webhook(headers={"X-A": "1"}, secret_headers=["X-B"])))
+    assert line.startswith("webhooks[0]")
+    assert "'X-B'" in line
+    assert "secret_headers" in line
+
+
+def test_secret_header_reference_must_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A marked header's env: reference that is not set is a config error naming the header."""
+    monkeypatch.delenv("HOOKD_T_ABSENT", raising=False)
+    data = with_webhook(headers={"X-Custom": "env:HOOKD_T_ABSENT"}, secret_headers=["X-Custom"])
+    (line,) = problems(write(tmp_path, data))
+    assert line.startswith("webhooks[0].headers")
+    assert "HOOKD_T_ABSENT" in line
+
+
+# -- hookd check: references it cannot read --------------------------------------------------
+
+
+def test_check_warns_about_unreadable_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hookd check` reports file:/env: references it cannot read as warnings saying when they are read, and exits 0."""
+    monkeypatch.delenv("HOOKD_T_ABSENT", raising=False)
+    data = with_webhook(
+        secret=["file:/run/credentials/hookd.service/signing"],
+        auth={"type": "bearer", "token": "env:HOOKD_T_ABSENT"},
+        headers={"X-Custom": "file:/run/credentials/hookd.service/custom"},
+        secret_headers=["X-Custom"],
+    )
+    data["server"]["tokens"] = ["file:/run/credentials/hookd.service/token"]
+    path = write(tmp_path, data)
+    done = run_check(path)
+    assert done.returncode == 0, done.stderr
+    assert f"{path}: OK" in done.stdout
+    lines = done.stderr.splitlines()
+    assert f"{path}: warning: webhooks[0].secret[0]: file /run/credentials/hookd.service/signing cannot be read " \
+           "here; it will be read when the daemon starts" in lines  # fmt: skip
+    assert f"{path}: warning: server.tokens[0]: file /run/credentials/hookd.service/token cannot be read here; " \
+           "it will be read when the daemon starts" in lines  # fmt: skip
+    assert f"{path}: warning: webhooks[0].auth.token: environment variable HOOKD_T_ABSENT is not set here; it will " \
+           "be read when the daemon starts" in lines  # fmt: skip
+    assert any(line.startswith(f"{path}: warning: webhooks[0].headers.X-Custom: file ") for line in lines), lines
+    assert len(lines) == 4, lines
+
+
+def test_check_strict_makes_unreadable_references_errors(tmp_path: Path) -> None:
+    """`hookd check --strict` treats a reference it cannot read as an error and exits 1."""
+    path = write(tmp_path, with_webhook(secret="file:/run/credentials/hookd.service/signing"))
+    done = subprocess.run([HOOKD, "check", "--strict", "-c", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == ""
+    assert f"{path}: webhooks[0].secret[0]: file /run/credentials/hookd.service/signing cannot be read here" \
+        in done.stderr  # fmt: skip
+    assert "warning" not in done.stderr
+
+
+def test_check_still_validates_readable_references(tmp_path: Path) -> None:
+    """A reference `hookd check` can read is validated as usual: a bad signing secret in the file is an error."""
+    (tmp_path / "bad").write_text("not-a-secret\n")
+    path = write(tmp_path, with_webhook(secret="file:bad"))
+    done = run_check(path)
+    assert done.returncode == 1
+    assert "secret must be 'whsec_'" in done.stderr
+
+
+def test_run_still_fails_on_an_unreadable_secret(tmp_path: Path) -> None:
+    """`hookd run` refuses a config whose secret file cannot be read, naming the key."""
+    data = with_webhook(secret="file:/run/credentials/hookd.service/signing")
+    data["storage"] = {"path": str(tmp_path / "h.db")}
+    path = write(tmp_path, data)
+    done = subprocess.run([HOOKD, "run", "-c", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "config_invalid" in done.stdout
+    assert "cannot read secret file" in done.stdout
+    assert "webhooks[0].secret" in done.stdout
+
+
+# -- reload ---------------------------------------------------------------------------------
+
+
+async def test_reload_cannot_switch_auth_off_on_a_public_listen(
+    receiver: Any, make_config: Any, daemon_factory: Any
+) -> None:
+    """A SIGHUP that empties tokens while the public listen stays in force (it needs a restart) is refused."""
+    hooks = [{"id": "a", "url": receiver.url + "/a", "events": [{"id": "t", "on": "*"}]}]
+    config = make_config(hooks, server={"listen": "0.0.0.0:0", "tokens": ["tok-public"]})
+    config.chmod(0o600)
+    d = await daemon_factory(config)
+    make_config(hooks, server={"listen": "127.0.0.1:0", "tokens": []})
+    await d.signal(signal.SIGHUP)
+    failed = await d.wait_line("reload_failed")
+    assert any("tokens is empty" in e and "0.0.0.0:0" in e for e in failed["errors"]), failed
+    assert not any(line.get("event") == "reloaded" for line in d.lines)
+    code, _ = await d.request("GET", "/v1/webhooks")
+    assert code == 401
+    code, body = await d.request("GET", "/v1/webhooks", headers={"Authorization": "Bearer tok-public"})
+    assert code == 200, body
+
+
+async def test_reload_keeps_restart_keys_and_applies_the_rest(
+    receiver: Any, make_config: Any, daemon_factory: Any, tmp_path: Path
+) -> None:
+    """A SIGHUP that moves listen and storage keeps both until a restart and still applies valid changes."""
+    hooks = [{"id": "a", "url": receiver.url + "/a", "secret": SECRET, "events": [{"id": "t", "on": "*"}]}]
+    config = make_config(hooks, server={"tokens": ["tok-old"]})
+    config.chmod(0o600)
+    d = await daemon_factory(config)
+    hooks.append({"id": "b", "url": receiver.url + "/b", "auth": {"type": "bearer", "token": "b-token"},
+                  "events": [{"id": "t", "on": "*"}]})  # fmt: skip
+    make_config(hooks, server={"listen": "127.0.0.1:1", "tokens": ["tok-new"]},
+                storage={"path": str(tmp_path / "elsewhere.db")})  # fmt: skip
+    await d.signal(signal.SIGHUP)
+    assert (await d.wait_line("reloaded"))["added"] == ["b"]
+    assert (await d.wait_line("reload_needs_restart"))["keys"] == ["server.listen", "storage"]
+    code, body = await d.send([{"id": "e1", "event": "ticket.created", "object": {"id": 1}}],
+                              headers={"Authorization": "Bearer tok-new"})  # fmt: skip
+    assert code == 202, body
+    (got,) = await receiver.wait_for(1, "/b")
+    assert got.headers["Authorization"] == "Bearer b-token"
+    assert not (tmp_path / "elsewhere.db").exists()

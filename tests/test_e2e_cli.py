@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import Daemon, Receiver, status, webhook
+from conftest import SECRET, Daemon, Receiver, status, webhook
 from standardwebhooks.webhooks import Webhook
 
 HOOKD = str(Path(sys.executable).with_name("hookd"))
@@ -280,3 +280,95 @@ async def test_unreachable_daemon_exits_1() -> None:
     assert run.code == 1
     assert "cannot reach" in run.err
     assert "Traceback" not in run.err
+
+
+# -- client verbs read only [server]; secret headers; the shipped config --------------------
+
+
+async def test_client_verbs_do_not_read_webhook_secrets(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path
+) -> None:
+    """send, deliveries, show and resend work from a config whose webhook secrets this shell cannot read."""
+    secret_file = tmp_path / "credentials" / "signing"
+    secret_file.parent.mkdir()
+    secret_file.write_text(SECRET + "\n")
+    auth_file = tmp_path / "credentials" / "auth"
+    auth_file.write_text("bearer-from-file\n")
+    config = make_config(
+        webhooks=[webhook("a", receiver.url + "/a", secret=f"file:{secret_file}",
+                          auth={"type": "bearer", "token": f"file:{auth_file}"})],
+        server={"listen": f"127.0.0.1:{free_port()}", "tokens": ["tok-first"]},
+    )  # fmt: skip
+    config.chmod(0o600)
+    await daemon_factory(config)
+    # As outside the service: the daemon has read its credentials, this shell cannot.
+    secret_file.unlink()
+    auth_file.unlink()
+    run = await hookd("send", "-", "-c", str(config), stdin=json.dumps(ticket("no-secrets")).encode())
+    assert run.code == 0, run.err
+    run = await hookd("deliveries", "--json", "-c", str(config))
+    assert run.code == 0, run.err
+    (entry,) = json.loads(run.out)
+    run = await hookd("show", entry["id"], "-c", str(config))
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["id"] == entry["id"]
+    run = await hookd("resend", entry["id"], "-c", str(config))
+    assert run.code == 0, run.err
+    await receiver.wait_for(2, "/a")
+
+
+async def test_client_verbs_still_report_a_bad_server_table(tmp_path: Path) -> None:
+    """A client verb with a config whose [server] is invalid exits 1 naming the key, and suggests --url."""
+    config = tmp_path / "hookd.toml"
+    config.write_text('[server]\nlisten = "nowhere"\n[[webhooks]]\nid = "a"\n')
+    run = await hookd("deliveries", "-c", str(config))
+    assert run.code == 1
+    assert f"{config}: server.listen: " in run.err
+    assert "--url" in run.err
+    assert "webhooks" not in run.err
+    assert "Traceback" not in run.err
+
+
+async def test_secret_header_masked_in_log_and_config_but_sent(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """A header named in secret_headers reaches the receiver but is `***` in the delivery record and config view."""
+    hook = webhook("a", receiver.url + "/a", headers={"X-Custom": "env:HOOKD_T_CUSTOM", "X-Plain": "visible"},
+                   secret_headers=["x-custom"])  # fmt: skip
+    d = await daemon_factory(make_config(webhooks=[hook]), env={"HOOKD_T_CUSTOM": "custom-secret-value"})
+    await d.send(ticket("masked"))
+    (got,) = await receiver.wait_for(1, "/a")
+    assert got.headers["X-Custom"] == "custom-secret-value"
+    assert got.headers["X-Plain"] == "visible"
+    (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
+    run = await hookd("show", entry["id"], "--url", d.url)
+    assert run.code == 0, run.err
+    sent = json.loads(run.out)["request"]["headers"]
+    assert sent["X-Custom"] == "***"
+    assert sent["X-Plain"] == "visible"
+    code, view = await d.request("GET", "/v1/webhooks/a")
+    assert code == 200
+    assert view["config"]["headers"]["X-Custom"] == "***"
+    assert "custom-secret-value" not in run.out
+    assert "custom-secret-value" not in json.dumps(view)
+    assert not any("custom-secret-value" in line for line in d.raw)
+
+
+def shipped_config(tmp_path: Path) -> Path:
+    """etc/hookd.toml copied into ``tmp_path``, readable by all (as a checkout leaves it), on a free port."""
+    text = (Path(__file__).resolve().parent.parent / "etc" / "hookd.toml").read_text()
+    for old, new in (('listen = "127.0.0.1:8787"', 'listen = "127.0.0.1:0"'),
+                     ('path = "../var/hookd.db"', f'path = "{tmp_path / "hookd.db"}"')):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / "hookd.toml"
+    config.write_text(text)
+    config.chmod(0o644)
+    return config
+
+
+async def test_shipped_config_runs_without_readable_secret_warning(daemon_factory: Factory, tmp_path: Path) -> None:
+    """`hookd run -c etc/hookd.toml` as shipped starts without the config_readable_by_others warning."""
+    d = await daemon_factory(shipped_config(tmp_path))
+    assert await d.stop() == 0
+    assert not any(line.get("event") == "config_readable_by_others" for line in d.lines), d.raw
