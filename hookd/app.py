@@ -200,8 +200,8 @@ class App:
         self.notifier.reloading()
         try:
             new = Config.load(path)
-        except ConfigError as exc:
-            log.error("reload_failed", errors=exc.problems, path=str(path))
+        except ConfigError as exc:  # the operator's edit, refused; the daemon runs on as it was
+            log.warning("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
             return False
         except Exception as exc:  # whatever the file holds, the running config stays
