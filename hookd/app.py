@@ -202,8 +202,8 @@ class App:
         try:
             # What would be in force (restart-only keys kept) is checked, not just the file.
             new, kept = reload_config(Config.load(path), old, path)
-        except ConfigError as exc:
-            log.error("reload_failed", errors=exc.problems, path=str(path))
+        except ConfigError as exc:  # the operator's edit, refused; the daemon runs on as it was
+            log.warning("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
             return False
         except Exception as exc:  # whatever the file holds, the running config stays

@@ -160,12 +160,17 @@ class Batcher:
         b = OpenBatch(k[0], k[1], deadline, spooled)
         if not spooled:
             b.timer = self._clock.call_at(deadline, lambda: self._due(k, b))
+            log.debug(
+                "batch_timer_armed", webhook=k[0], key=k[1], due_in_seconds=round(deadline - self._clock.now(), 3)
+            )
         self.open[k] = b
         return b
 
     def _due(self, k: tuple[str, str], b: OpenBatch) -> None:
         if self.open.get(k) is b:
-            self.late_ms.append((self._clock.now() - b.deadline) * 1000)
+            late_ms = (self._clock.now() - b.deadline) * 1000
+            self.late_ms.append(late_ms)
+            log.debug("batch_timer_fired", webhook=b.webhook_id, key=b.key, items=b.count, late_ms=round(late_ms, 1))
             if len(self.late_ms) > 100_000:
                 del self.late_ms[:50_000]
             self.flush(k)
@@ -227,6 +232,7 @@ class Batcher:
                 found = await self._store.batch_items_many(
                     [(wid, key, sum(b.count for b in bs)) for (wid, key), bs in by_key.items()]
                 )
+                log.debug("spool_round", batches=len(due), keys=len(by_key), items=sum(map(len, found)))
                 for bs, items in zip(by_key.values(), found, strict=True):
                     start = 0
                     for b in bs:

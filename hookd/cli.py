@@ -8,11 +8,10 @@ import base64
 import gc
 import json
 import os
+import re
 import secrets
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +164,11 @@ class Client:
 
     def call(self, method: str, path: str, body: bytes | None = None) -> Any:
         """One request; the decoded JSON answer, or ApiError."""
+        # Imported here: urllib.request pulls in http.client and ssl, which the verbs that
+        # never talk to the daemon (--version, secret, check) should not wait for.
+        import urllib.error
+        import urllib.request
+
         req = urllib.request.Request(self.url + path, data=body, method=method)
         if body is not None:
             req.add_header("Content-Type", "application/json")
@@ -178,13 +182,22 @@ class Client:
                 err = json.loads(exc.read())["error"]
                 msg = f"{exc.code} {err['code']}: {err['message']}"
                 for d in err.get("details") or []:
-                    msg += f"\n  {d}"
+                    msg += f"\n  {detail_line(d)}"
             except (ValueError, KeyError, TypeError):
                 msg = f"{exc.code} {exc.reason}"
             raise ApiError(msg) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(f"cannot reach hookd at {self.url}: {reason}") from None
+
+
+def detail_line(detail: Any) -> str:
+    """One entry of an error's ``details`` as a line: ``[3] object: message``."""
+    if not isinstance(detail, dict) or "message" not in detail:
+        return json.dumps(detail, ensure_ascii=False)
+    where = f"[{detail['index']}] " if detail.get("index") is not None else ""
+    path = f"{detail['path']}: " if detail.get("path") else ""
+    return f"{where}{path}{detail['message']}"
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -195,26 +208,50 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+# The API's largest page; longer listings follow its ``next`` cursor.
+PAGE_LIMIT = 500
+
+
+def _webhook_deliveries(client: Client, webhook_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` of one webhook's deliveries, newest first, over as many pages as it takes."""
+    rows: list[dict[str, Any]] = []
+    q = {"state": state} if state else {}
+    path = f"/v1/webhooks/{urllib.parse.quote(webhook_id, safe='')}/deliveries"
+    while len(rows) < limit:
+        q["limit"] = str(min(limit - len(rows), PAGE_LIMIT))
+        page = client.call("GET", f"{path}?{urllib.parse.urlencode(q)}")
+        rows.extend(page["deliveries"])
+        if not page.get("next"):
+            break
+        q["before"] = page["next"]
+    return rows
+
+
+def newest(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` newest of deliveries listed per webhook, newest first.
+
+    Deliveries made by one ingest request share ``created_at`` to the millisecond; the
+    sequence number in the id (the store's order of creation) breaks the tie.
+    """
+    from hookd.models import delivery_seq
+
+    return sorted(rows, key=lambda r: (r["created_at"], delivery_seq(r["id"]) or 0), reverse=True)[:limit]
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    """List deliveries, newest first."""
+    """List the newest deliveries of all webhooks (or one), newest first."""
     client = Client.from_args(args)
     if args.webhook:
         webhooks = [args.webhook]
     else:
         webhooks = [w["id"] for w in client.call("GET", "/v1/webhooks")["webhooks"]]
-    rows = []
-    for wid in webhooks:
-        q = {"limit": str(args.limit)}
-        if args.state:
-            q["state"] = args.state
-        page = client.call("GET", f"/v1/webhooks/{urllib.parse.quote(wid)}/deliveries?{urllib.parse.urlencode(q)}")
-        rows.extend(page["deliveries"])
-    rows.sort(key=lambda r: r["created_at"], reverse=True)
+    # Each webhook's newest ``limit`` are enough to hold the newest ``limit`` overall.
+    rows = newest([r for wid in webhooks for r in _webhook_deliveries(client, wid, args.state, args.limit)], args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'ID':<36} {'WEBHOOK':<16} {'STATE':<10} {'CODE':>4} {'TRIES':>5} {'ITEMS':>5}  {'CREATED':<24} EVENTS")
-    for r in rows[: args.limit]:
+    for r in rows:
         code = r["status_code"] if r["status_code"] is not None else (r["error"] or "-")
         print(
             f"{r['id']:<36} {r['webhook_id']:<16} {r['state']:<10} {code!s:>4} {r['attempts']:>5}"
@@ -223,10 +260,68 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+# Control characters other than newline and tab, which a receiver's body could use to
+# drive the operator's terminal (colours, titles, cursor moves).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with CRLF as LF and every other control character escaped as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
+
+
+def pretty_body(body: str) -> str:
+    """A body as indented JSON when it parses as JSON, else as it is."""
+    if not body:
+        return "(no body)"
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+def render_delivery(rec: dict[str, Any]) -> str:
+    """A delivery record as the API gives it, laid out for reading: fields, attempts, request, response."""
+    fields = [
+        ("delivery", rec["id"]), ("webhook", rec["webhook_id"]), ("state", rec["state"]),
+        ("created", rec["created_at"]), ("finished", rec.get("finished_at")),
+        ("next attempt", rec.get("next_attempt_at")), ("message id", rec.get("message_id")),
+        ("events", ", ".join(rec.get("events") or [])), ("triggers", ", ".join(rec.get("triggers") or [])),
+        ("items", rec.get("items")), ("item ids", ", ".join(rec.get("item_ids") or [])),
+        ("resend of", rec.get("resend_of")),
+    ]  # fmt: skip
+    lines = [f"{name:<13}{value}" for name, value in fields if value not in (None, "")]
+    lines += ["", "attempts"]
+    for a in rec.get("attempts") or []:
+        result = a["status_code"] if a["status_code"] is not None else a.get("error") or "-"
+        duration = f"{a['duration_ms']:.1f} ms" if a.get("duration_ms") is not None else "-"
+        lines.append(f"  {a['n']:>3}  {a['started_at']}  {duration:>10}  {result!s:<8} {a.get('trigger', '')}")
+    if not rec.get("attempts"):
+        lines.append("  none yet")
+    req, resp = rec.get("request"), rec.get("response")
+    if rec.get("lightweight_logs"):
+        lines += ["", "lightweight logs: no request or response was kept"]
+    if req:
+        lines += ["", "request", f"{req['method']} {req['url']}"]
+        lines += [f"{k}: {v}" for k, v in (req.get("headers") or {}).items()]
+        lines += ["", pretty_body(req.get("body") or "")]
+    if resp:
+        lines += ["", "response"]
+        if resp.get("status") is None:
+            lines.append(f"no response: {resp.get('error')}: {resp.get('message')}")
+        else:
+            lines.append(str(resp["status"]))
+            lines += [f"{k}: {v}" for k, v in (resp.get("headers") or {}).items()]
+            lines += ["", pretty_body(resp.get("body") or "")]
+            if resp.get("truncated"):
+                lines.append("(truncated at delivery.max_response_bytes)")
+    return printable("\n".join(lines))
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print one delivery's whole record."""
-    record = Client.from_args(args).call("GET", f"/v1/deliveries/{urllib.parse.quote(args.id)}")
-    print(json.dumps(record, indent=2))
+    """Print one delivery: readably, or as the API's JSON record with ``--json``."""
+    record = Client.from_args(args).call("GET", f"/v1/deliveries/{urllib.parse.quote(args.id, safe='')}")
+    print(json.dumps(record, indent=2) if args.json else render_delivery(record))
     return 0
 
 
@@ -244,13 +339,26 @@ def cmd_receive(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return n
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="hookd", description="Self-hosted outbound-webhook engine.")
     from hookd import __version__
 
-    p.add_argument("--version", action="version", version=f"hookd {__version__}")
+    p.add_argument("--version", action="version", version=f"hookd {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
+
+    def verb(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("-c", "--config", help=f"config file (default $HOOKD_CONFIG or {DEFAULT_CONFIG})")
@@ -262,35 +370,71 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--token", help="bearer token (default $HOOKD_TOKEN or the config's first)")
         return sp
 
-    run = with_config(sub.add_parser("run", help="run the daemon"))
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run = with_config(verb(
+        "run", "run the daemon",
+        "Run the daemon in the foreground until SIGTERM or SIGINT; SIGHUP reloads the config. It logs to "
+        "stdout: JSON lines when that is not a terminal, each starting with its syslog priority under journald.",
+    ))  # fmt: skip
+    run.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="log this level and above (default info); debug adds routing, batch timer, spool and retry lines",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
-    check = with_config(sub.add_parser("check", help="validate a config file"))
+    check = with_config(verb(
+        "check", "validate a config file",
+        "Validate a config file without starting anything: print a summary and exit 0, or every problem and exit 1. "
+        "An env:/file: secret that cannot be read here is a warning (it is read when the daemon starts).",
+    ))  # fmt: skip
     check.add_argument(
         "--strict", action="store_true", help="an env:/file: secret that cannot be read here is an error, not a warning"
     )
     check.set_defaults(func=cmd_check)
-    send = with_client(sub.add_parser("send", help="send events from a JSON file (or - for stdin)"))
-    send.add_argument("file")
+    send = with_client(verb(
+        "send", "send events from a JSON file (or - for stdin)",
+        "POST events to the running daemon: one event object or an array of them. Prints the daemon's answer; "
+        "when it refuses them, prints each problem as [index] path: message and exits 1.",
+    ))  # fmt: skip
+    send.add_argument("file", help="a JSON file of events, or - to read stdin")
     send.set_defaults(func=cmd_send)
-    dl = with_client(sub.add_parser("deliveries", help="list deliveries, newest first"))
-    dl.add_argument("--webhook")
-    dl.add_argument("--state", choices=["pending", "delivering", "retrying", "succeeded", "failed"])
-    dl.add_argument("--limit", type=int, default=50)
-    dl.add_argument("--json", action="store_true", help="print the raw JSON")
+    dl = with_client(verb(
+        "deliveries", "list deliveries, newest first",
+        "List the newest deliveries of every webhook together (or of one), newest first, as a table or as JSON.",
+    ))  # fmt: skip
+    dl.add_argument("--webhook", metavar="ID", help="only this webhook's deliveries")
+    dl.add_argument(
+        "--state", choices=["pending", "delivering", "retrying", "succeeded", "failed"],
+        help="only deliveries in this state",
+    )  # fmt: skip
+    dl.add_argument("--limit", type=_positive, default=50, metavar="N", help="list the N newest (default 50)")
+    dl.add_argument("--json", action="store_true", help="print the deliveries as a JSON array")
     dl.set_defaults(func=cmd_deliveries)
-    show = with_client(sub.add_parser("show", help="show one delivery"))
-    show.add_argument("id")
+    show = with_client(verb(
+        "show", "show one delivery",
+        "Print one delivery: its fields, its attempts, and the last request and response with their headers; "
+        "bodies are shown as indented JSON when they are JSON, else as text.",
+    ))  # fmt: skip
+    show.add_argument("id", help="the delivery's id (dlv_...)")
+    show.add_argument("--json", action="store_true", help="print the API's JSON record as it is")
     show.set_defaults(func=cmd_show)
-    resend = with_client(sub.add_parser("resend", help="resend a delivery"))
-    resend.add_argument("id")
+    resend = with_client(verb(
+        "resend", "resend a delivery",
+        "Send a delivery again: a new delivery with the same body and webhook-id. Prints the new delivery's id.",
+    ))  # fmt: skip
+    resend.add_argument("id", help="the id of the delivery to send again")
     resend.set_defaults(func=cmd_resend)
     from hookd.receive import add_arguments
 
-    receive = sub.add_parser("receive", help="a local receiver that prints what it gets")
+    receive = verb(
+        "receive", "a local receiver that prints what it gets",
+        "Listen for HTTP requests and print each one: method, path, headers and body (indented when JSON). "
+        "Given --secret, also check its Standard Webhooks signature and say why one is invalid.",
+    )  # fmt: skip
     add_arguments(receive)
     receive.set_defaults(func=cmd_receive)
-    sub.add_parser("secret", help="print a new whsec_ signing secret").set_defaults(func=cmd_secret)
+    verb(
+        "secret", "print a new whsec_ signing secret",
+        "Print a new random Standard Webhooks signing secret (whsec_ and 32 bytes in base64) for a webhook.",
+    ).set_defaults(func=cmd_secret)  # fmt: skip
     return p
 
 

@@ -137,7 +137,9 @@ class Dispatcher:
             timer.cancel()
         for seq in [s for s, wid in self._spooled_seqs.items() if wid == lane.webhook_id]:
             del self._spooled_seqs[seq]
-        log.warning("webhook_removed", webhook=lane.webhook_id, orphaned=lane.waiting() + len(lane.timers))
+        orphaned = lane.waiting() + len(lane.timers)
+        # Removing a webhook is the operator's choice; deliveries left waiting in the store are worth a look.
+        (log.warning if orphaned else log.info)("webhook_removed", webhook=lane.webhook_id, orphaned=orphaned)
         lane.timers.clear()
         lane.heap.clear()
         lane.ready.clear()
@@ -261,7 +263,8 @@ class Dispatcher:
                     d.state, next_at, lane.lightweight, request, response)
         )  # fmt: skip
         self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
-        log.info(
+        # A delivery failed for good needs an operator's look; one to be retried not yet.
+        (log.warning if d.state == "failed" else log.info)(
             "attempt",
             webhook=lane.webhook_id,
             delivery=d.id,
@@ -300,7 +303,10 @@ class Dispatcher:
     def _schedule_retry(self, lane: Lane, d: Delivery, due: float) -> None:
         if lane.ordered:
             lane.holding = d
-        if due - self._clock.now() > self._spool_after:
+        delay = due - self._clock.now()
+        log.debug("retry_scheduled", webhook=lane.webhook_id, delivery=d.id, next_attempt=d.attempts + 1,
+                  delay_seconds=round(delay, 3), spooled=delay > self._spool_after)  # fmt: skip
+        if delay > self._spool_after:
             # A long wait: the delivery's row holds everything; free the memory.
             heapq.heappush(self._spooled, (due, d.seq))
             self._spooled_seqs[d.seq] = d.webhook_id
@@ -323,6 +329,7 @@ class Dispatcher:
     async def poll_spool(self) -> None:
         """Bring back spooled retries whose time has come."""
         now = self._clock.now()
+        due = 0
         while self._spooled and self._spooled[0][0] <= now:
             _, seq = heapq.heappop(self._spooled)
             if self._spooled_seqs.pop(seq, None) is None:
@@ -334,6 +341,9 @@ class Dispatcher:
             if lane is not None and lane.holding is not None and lane.holding.seq == seq:
                 lane.holding = None
             self.submit(d)
+            due += 1
+        if due:
+            log.debug("spool_retries_due", deliveries=due, still_spooled=len(self._spooled_seqs))
 
     def restore(self, deliveries: Iterable[Delivery]) -> int:
         """Queue deliveries found in the store at start-up (or when a webhook returns)."""

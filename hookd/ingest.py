@@ -188,6 +188,7 @@ class Ingest:
         for wid, n in per_webhook.items():
             self._metrics.routed(wid, n)
         routed = sum(per_webhook.values())
+        log.debug("routed", events=len(occurrences), duplicates=len(dupes), items=routed, webhooks=per_webhook)
         self._metrics.events.inc(len(occurrences))
         if dupes:
             self._metrics.duplicates.inc(len(dupes))

@@ -2,7 +2,10 @@
 
 It answers any method on any path, prints the request (method, path and query, headers,
 the body as indented JSON when it parses) and, given one or more ``--secret``, whether
-the Standard Webhooks signature is valid.
+the Standard Webhooks signature is valid, and if not, why.
+
+aiohttp is imported only once a receiver starts: ``hookd``'s parser imports this module
+for its options, and ``hookd --version`` should not pay for aiohttp.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import hmac
 import json
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = [
     "DEFAULT_HOST",
@@ -28,7 +33,7 @@ __all__ = [
     "main",
     "secret_key",
     "serve_receiver",
-    "signature_valid",
+    "signature_problems",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +44,8 @@ SEPARATOR = "-" * 72
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # Statuses whose responses carry no body (RFC 9110); aiohttp must not be handed one.
 _NO_BODY = frozenset({204, 304})
+# How far webhook-timestamp may be from this clock: the Standard Webhooks libraries' default.
+TOLERANCE_SECONDS = 300
 
 
 def secret_key(secret: str) -> bytes:
@@ -54,19 +61,38 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-def signature_valid(keys: Sequence[bytes], headers: Mapping[str, str], body: bytes) -> bool:
-    """Whether ``webhook-signature`` holds a ``v1`` HMAC-SHA256 of id.timestamp.body under any key.
+def signature_problems(keys: Sequence[bytes], headers: Mapping[str, str], body: bytes, now: float) -> list[str]:
+    """Why a request's Standard Webhooks signature is not valid; empty when it is.
 
-    ``headers`` must look names up case-insensitively (aiohttp's do) or use lower case.
-    The timestamp is not checked against the clock: this tool shows what arrived,
-    including replays an operator sends on purpose.
+    Valid means ``webhook-signature`` holds a ``v1`` HMAC-SHA256 of id.timestamp.body under
+    any key and ``webhook-timestamp`` is within ``TOLERANCE_SECONDS`` of ``now``, what a
+    receiver using the reference libraries accepts. Both are checked, so a replayed old
+    request with a wrong key says both. ``headers`` must look names up case-insensitively
+    (aiohttp's do) or use lower case.
     """
+    header = headers.get("webhook-signature")
+    if not header:
+        return ["no webhook-signature header"]
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
-    header = headers.get("webhook-signature")
-    if not (msg_id and timestamp and header):
-        return False
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    if not (msg_id and timestamp):
+        return ["no webhook-id/webhook-timestamp header"]
+    problems = []
+    try:
+        age = now - int(timestamp)
+    except ValueError:
+        problems.append("webhook-timestamp is not unix seconds")
+    else:
+        if age > TOLERANCE_SECONDS:
+            problems.append(f"timestamp too old: {age:.0f} s ago, tolerance {TOLERANCE_SECONDS} s")
+        elif age < -TOLERANCE_SECONDS:
+            problems.append(f"timestamp too new: {-age:.0f} s ahead, tolerance {TOLERANCE_SECONDS} s")
+    if not _key_matches(keys, f"{msg_id}.{timestamp}.".encode() + body, header):
+        problems.append("no key matched")
+    return problems
+
+
+def _key_matches(keys: Sequence[bytes], signed: bytes, header: str) -> bool:
     expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
     for entry in header.split():
         version, _, encoded = entry.partition(",")
@@ -103,19 +129,23 @@ class _Receiver:
         self._out = out
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web  # already imported by serve_receiver: a dictionary look-up
+
         body = await request.read()
         lines = [SEPARATOR, f"{request.method} {request.raw_path}"]
         lines += [f"{name}: {value}" for name, value in request.headers.items()]
         lines += ["", _render_body(body)]
         if self._keys:
-            valid = signature_valid(self._keys, request.headers, body)
-            lines.append(f"signature: {'valid' if valid else 'invalid'}")
+            problems = signature_problems(self._keys, request.headers, body, time.time())
+            lines.append(f"signature: invalid ({'; '.join(problems)})" if problems else "signature: valid")
         # One write per request, with no await in between, so concurrent requests never
         # interleave their lines; flushed so a pipe reader sees them at once.
         print("\n".join(lines), file=self._out, flush=True)
         if self._status in _NO_BODY:
             return web.Response(status=self._status)
-        return web.json_response({"ok": True}, status=self._status)
+        # The body says what the status says, so nobody reads {"ok": true} on a 500.
+        answer = {"ok": True} if 200 <= self._status < 300 else {"ok": False, "status": self._status}
+        return web.json_response(answer, status=self._status)
 
 
 async def serve_receiver(
@@ -134,6 +164,8 @@ async def serve_receiver(
     bound, so port 0 works; ``started`` is set right after it. Raises ValueError for a
     secret that is not base64 and OSError when the address cannot be bound.
     """
+    from aiohttp import web
+
     keys = [secret_key(s) for s in secrets]
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_route("*", "/{tail:.*}", _Receiver(keys, status, out).handle)
@@ -186,14 +218,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="extend",
         default=[],
         metavar="S",
-        help="whsec_ secret to verify webhook-signature with; repeatable, any one matching is valid",
+        help="whsec_ secret to verify webhook-signature with; repeatable, any one matching is valid. "
+        "An invalid signature is printed with the reason",
     )
     parser.add_argument(
         "--status",
         type=_status_arg,
         default=200,
         metavar="CODE",
-        help="HTTP status to answer every request with, 200-599 (default 200)",
+        help='HTTP status to answer every request with, 200-599 (default 200); the body is {"ok": true} for 2xx, '
+        'else {"ok": false, "status": CODE}',
     )
 
 

@@ -204,6 +204,7 @@ class Daemon:
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
     _reader: asyncio.Task[None] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # after ``run -c PATH``, e.g. ``--log-level debug``
 
     @property
     def url(self) -> str:
@@ -215,7 +216,7 @@ class Daemon:
         self.lines.clear()
         env = {**os.environ, **self.env}
         self.proc = await asyncio.create_subprocess_exec(
-            HOOKD, "run", "-c", str(self.config),
+            HOOKD, "run", "-c", str(self.config), *self.args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
         )  # fmt: skip
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -306,8 +307,8 @@ async def daemon_factory() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
     """Start real ``hookd run`` processes; every one is stopped (or killed) at the end."""
     started: list[Daemon] = []
 
-    async def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(config, env=env or {})
+    async def start(config: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> Daemon:
+        d = Daemon(config, env=env or {}, args=args or [])
         started.append(d)
         await d.start()
         return d

@@ -280,7 +280,7 @@ async def test_resend_repeats_the_whole_batch(
 async def test_show_lists_a_batchs_items(
     receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
-    """``hookd show ID`` and GET /v1/deliveries/{id} show a batch's item ids, events and body."""
+    """``hookd show ID --json`` and GET /v1/deliveries/{id} show a batch's item ids, events and body."""
     d = await daemon_factory(
         make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2)])
     )
@@ -291,7 +291,7 @@ async def test_show_lists_a_batchs_items(
     assert summary["events"] == ["ticket.created", "action.added"]
 
     proc = await asyncio.create_subprocess_exec(
-        HOOKD, "show", summary["id"], "--url", d.url,
+        HOOKD, "show", summary["id"], "--url", d.url, "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), timeout=20)

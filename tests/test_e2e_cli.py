@@ -3,6 +3,7 @@ subprocesses against a real daemon, as an operator types them (SPEC §9)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
@@ -154,11 +155,11 @@ async def test_deliveries_table_filters_and_json(
 async def test_show_prints_the_whole_record(
     receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
 ) -> None:
-    """``hookd show ID`` prints the delivery's whole record as JSON, the same as the API's."""
+    """``hookd show ID --json`` prints the delivery's whole record as JSON, the same as the API's."""
     d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     await d.send(ticket("show-1"))
     (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
-    run = await hookd("show", entry["id"], "--url", d.url)
+    run = await hookd("show", entry["id"], "--url", d.url, "--json")
     assert run.code == 0, run.err
     shown = json.loads(run.out)
     code, api = await d.request("GET", f"/v1/deliveries/{entry['id']}")
@@ -259,7 +260,7 @@ async def test_client_finds_daemon_from_config_listen_and_first_token(
     run = await hookd("deliveries", "--json", env={"HOOKD_CONFIG": str(config)})
     assert run.code == 0, run.err
     assert [x["id"] for x in json.loads(run.out)] == [entry["id"]]
-    run = await hookd("show", entry["id"], "-c", str(config))
+    run = await hookd("show", entry["id"], "-c", str(config), "--json")
     assert run.code == 0, run.err
     assert json.loads(run.out)["id"] == entry["id"]
 
@@ -309,7 +310,7 @@ async def test_client_verbs_do_not_read_webhook_secrets(
     run = await hookd("deliveries", "--json", "-c", str(config))
     assert run.code == 0, run.err
     (entry,) = json.loads(run.out)
-    run = await hookd("show", entry["id"], "-c", str(config))
+    run = await hookd("show", entry["id"], "--json", "-c", str(config))
     assert run.code == 0, run.err
     assert json.loads(run.out)["id"] == entry["id"]
     run = await hookd("resend", entry["id"], "-c", str(config))
@@ -341,7 +342,7 @@ async def test_secret_header_masked_in_log_and_config_but_sent(
     assert got.headers["X-Custom"] == "custom-secret-value"
     assert got.headers["X-Plain"] == "visible"
     (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
-    run = await hookd("show", entry["id"], "--url", d.url)
+    run = await hookd("show", entry["id"], "--json", "--url", d.url)
     assert run.code == 0, run.err
     sent = json.loads(run.out)["request"]["headers"]
     assert sent["X-Custom"] == "***"
@@ -372,3 +373,129 @@ async def test_shipped_config_runs_without_readable_secret_warning(daemon_factor
     d = await daemon_factory(shipped_config(tmp_path))
     assert await d.stop() == 0
     assert not any(line.get("event") == "config_readable_by_others" for line in d.lines), d.raw
+
+
+def newest_ids(rows: list[dict[str, Any]], n: int) -> list[str]:
+    """The ids of the ``n`` newest deliveries among ``rows``, by their store sequence number."""
+    return [r["id"] for r in sorted(rows, key=lambda r: int(r["id"].split("_")[1]), reverse=True)[:n]]
+
+
+async def test_deliveries_limit_is_the_newest_overall(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd deliveries --limit N`` prints the N newest deliveries of all webhooks together, newest first, in the
+    table and in ``--json``; a limit above the API's page size pages through; a limit below 1 is refused."""
+    hooks = [webhook(w, receiver.url + "/" + w) for w in ("a", "b", "c")]
+    d = await daemon_factory(make_config(webhooks=hooks))
+    for n in (1, 2):  # one request each: the three deliveries of a request share created_at
+        assert (await d.send(ticket(f"lim-{n}", n)))[0] == 202
+        for w in ("a", "b", "c"):
+            await d.wait_deliveries(w, n, state="succeeded")
+    rows = [r for w in ("a", "b", "c") for r in await d.wait_deliveries(w, 2)]
+
+    for n in (1, 2, 4):
+        run = await hookd("deliveries", "--url", d.url, "--limit", str(n))
+        assert run.code == 0, run.err
+        assert [r[0] for r in table_rows(run.out)] == newest_ids(rows, n)
+        run = await hookd("deliveries", "--url", d.url, "--limit", str(n), "--json")
+        assert run.code == 0, run.err
+        assert [x["id"] for x in json.loads(run.out)] == newest_ids(rows, n)
+    run = await hookd("deliveries", "--url", d.url, "--limit", "1000", "--json")
+    assert run.code == 0, run.err
+    assert [x["id"] for x in json.loads(run.out)] == newest_ids(rows, 6)
+    run = await hookd("deliveries", "--url", d.url, "--limit", "0")
+    assert run.code == 2
+    assert "--limit" in run.err
+
+
+async def test_show_prints_bodies_as_pretty_json_or_text(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """``hookd show ID`` prints the request and response bodies as indented JSON when they parse, else as text with
+    control characters escaped; ``--json`` prints the API's record unchanged."""
+    receiver.behave["/text"] = status(400, b"plain words\r\n\x1b[31mnot red")
+    hooks = [webhook("a", receiver.url + "/a"), webhook("text", receiver.url + "/text")]
+    d = await daemon_factory(make_config(webhooks=hooks))
+    await d.send(ticket("pretty-1"))
+    (ok,) = await d.wait_deliveries("a", 1, state="succeeded")
+    (bad,) = await d.wait_deliveries("text", 1, state="failed")
+    (sent,) = receiver.at("/a")
+
+    run = await hookd("show", ok["id"], "--url", d.url)
+    assert run.code == 0, run.err
+    assert json.dumps(sent.json(), indent=2, ensure_ascii=False) in run.out
+    assert '{\n  "ok": true\n}' in run.out
+    assert ok["id"] in run.out
+    assert "succeeded" in run.out
+    assert "\\n" not in run.out
+
+    run = await hookd("show", bad["id"], "--url", d.url)
+    assert run.code == 0, run.err
+    assert "\nplain words\n\\x1b[31mnot red\n" in run.out
+    assert "\x1b" not in run.out
+    assert "failed" in run.out
+
+    run = await hookd("show", ok["id"], "--url", d.url, "--json")
+    assert run.code == 0, run.err
+    code, api = await d.request("GET", f"/v1/deliveries/{ok['id']}")
+    assert code == 200
+    assert json.loads(run.out) == api
+
+
+async def test_invalid_event_details_are_printed_readably(
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+) -> None:
+    """The details of a 422 are printed one per line as ``[index] path: message``, not as Python dicts."""
+    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    body = json.dumps([ticket("fine"), {"event": "ticket.created", "objects": {}}, "nope"]).encode()
+    run = await hookd("send", "-", "--url", d.url, stdin=body)
+    assert run.code == 1
+    lines = [line.strip() for line in run.err.splitlines()]
+    assert "[1] objects: unknown key" in lines
+    assert "[1] object: required" in lines
+    assert "[2] expected an object, got string" in lines
+    assert "{" not in run.err
+
+
+async def test_every_verb_and_option_has_help() -> None:
+    """``hookd VERB --help`` prints a description of the verb for every verb, and every option has a help text."""
+    from hookd.cli import parser
+
+    top = parser()
+    (verbs,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(verbs.choices) >= {"run", "check", "send", "deliveries", "show", "resend", "receive", "secret"}
+    for name, sub in verbs.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+        run = await hookd(name, "--help")
+        assert run.code == 0, run.err
+        assert " ".join(sub.description.split()) in " ".join(run.out.split()), name
+    assert all(a.help for a in verbs._choices_actions)
+
+
+IMPORTS = """
+import sys
+from hookd.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"aiohttp", "uvloop"})
+print("heavy:" + ",".join(heavy), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+async def test_version_secret_and_check_do_not_import_aiohttp(make_config: MakeConfig) -> None:
+    """``hookd --version``, ``hookd secret`` and ``hookd check`` run without importing aiohttp or uvloop."""
+    config = make_config(webhooks=[webhook("a", "https://example.com/hook")])
+    for args in (["--version"], ["secret"], ["check", "-c", str(config)]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", IMPORTS, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+        assert proc.returncode == 0, (args, err.decode())
+        assert out
+        assert err.decode().splitlines()[-1] == "heavy:", (args, err.decode())

@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hookd.receive import add_arguments, secret_key, serve_receiver, signature_valid
+from hookd.receive import add_arguments, secret_key, serve_receiver, signature_problems
 
 SECRET = "whsec_" + base64.b64encode(b"receive-test-secret-0123456789ab").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-for-key-rotation!").decode()
@@ -29,9 +29,11 @@ PAYLOAD = {"id": "3f1c", "event": "ticket.created", "object": {"id": 4242, "summ
 REPO = Path(__file__).resolve().parents[1]
 
 
-def signed_headers(body: str, *secrets: str, msg_id: str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W") -> dict[str, str]:
-    """Standard Webhooks headers for ``body``, signed by the reference library with each secret."""
-    now = datetime.now(UTC)
+def signed_headers(
+    body: str, *secrets: str, msg_id: str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", at: datetime | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, signed by the reference library with each secret (now, or ``at``)."""
+    now = at or datetime.now(UTC)
     return {
         "Content-Type": "application/json",
         "webhook-id": msg_id,
@@ -87,13 +89,13 @@ async def test_signed_request_is_printed_and_valid() -> None:
 
 
 async def test_tampered_body_is_invalid() -> None:
-    """A body changed after signing prints `signature: invalid`."""
+    """A body changed after signing prints `signature: invalid` because no key matched."""
     body = json.dumps(PAYLOAD)
     headers = signed_headers(body, SECRET)
     async with running([SECRET]) as (url, out):
         code, _ = await post(f"{url}/hook", body.replace("4242", "4243"), headers)
     assert code == 200
-    assert "signature: invalid" in out.getvalue()
+    assert "signature: invalid (no key matched)" in out.getvalue().splitlines()
     assert "signature: valid" not in out.getvalue()
 
 
@@ -106,15 +108,43 @@ async def test_any_matching_secret_or_signature_is_valid() -> None:
         await post(f"{url}/b", body, signed_headers(body, unknown))
     assert [line for line in out.getvalue().splitlines() if line.startswith("signature:")] == [
         "signature: valid",
-        "signature: invalid",
+        "signature: invalid (no key matched)",
     ]
 
 
 async def test_missing_signature_headers_are_invalid() -> None:
-    """A request without the webhook-* headers is reported invalid when a secret is set."""
+    """A request without the webhook-* headers is reported invalid when a secret is set, saying which is missing."""
+    body = json.dumps(PAYLOAD)
+    headers = signed_headers(body, SECRET)
     async with running([SECRET]) as (url, out):
-        await post(f"{url}/hook", json.dumps(PAYLOAD), {"Content-Type": "application/json"})
-    assert "signature: invalid" in out.getvalue()
+        await post(f"{url}/none", body, {"Content-Type": "application/json"})
+        await post(f"{url}/no-id", body, {k: v for k, v in headers.items() if k != "webhook-id"})
+        await post(f"{url}/no-ts", body, {k: v for k, v in headers.items() if k != "webhook-timestamp"})
+    assert [line for line in out.getvalue().splitlines() if line.startswith("signature:")] == [
+        "signature: invalid (no webhook-signature header)",
+        "signature: invalid (no webhook-id/webhook-timestamp header)",
+        "signature: invalid (no webhook-id/webhook-timestamp header)",
+    ]
+
+
+async def test_stale_or_future_timestamp_is_invalid_and_says_so() -> None:
+    """A correctly signed request whose timestamp is over five minutes off this clock is invalid, saying how far;
+    a bad signature on top is reported too."""
+    body = json.dumps(PAYLOAD)
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    new = datetime.now(UTC) + timedelta(minutes=10)
+    async with running([SECRET]) as (url, out):
+        await post(f"{url}/old", body, signed_headers(body, SECRET, at=old))
+        await post(f"{url}/new", body, signed_headers(body, SECRET, at=new))
+        await post(f"{url}/both", body, signed_headers(body, OTHER_SECRET, at=old))
+    verdicts = [line for line in out.getvalue().splitlines() if line.startswith("signature:")]
+    assert len(verdicts) == 3
+    assert verdicts[0].startswith("signature: invalid (timestamp too old: 60")
+    assert verdicts[0].endswith("s ago, tolerance 300 s)")
+    assert verdicts[1].startswith("signature: invalid (timestamp too new: ")
+    assert verdicts[1].endswith("s ahead, tolerance 300 s)")
+    assert verdicts[2].startswith("signature: invalid (timestamp too old: ")
+    assert verdicts[2].endswith("; no key matched)")
 
 
 async def test_no_signature_line_without_secret() -> None:
@@ -127,9 +157,17 @@ async def test_no_signature_line_without_secret() -> None:
 
 
 async def test_answers_the_configured_status() -> None:
-    """--status 500 answers every request with 500 and the small JSON body."""
+    """--status 500 answers every request with 500 and a body saying it is not ok; a 2xx status answers ok."""
     async with running(status=500) as (url, _):
-        assert await post(f"{url}/hook", "{}", {}) == (500, {"ok": True})
+        assert await post(f"{url}/hook", "{}", {}) == (500, {"ok": False, "status": 500})
+    async with (
+        running(status=302) as (url, _),
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/h", allow_redirects=False) as resp,
+    ):
+        assert (resp.status, await resp.json(content_type=None)) == (302, {"ok": False, "status": 302})
+    async with running(status=202) as (url, _):
+        assert await post(f"{url}/hook", "{}", {}) == (202, {"ok": True})
 
 
 async def test_any_method_any_path_and_text_body() -> None:
@@ -143,17 +181,37 @@ async def test_any_method_any_path_and_text_body() -> None:
     assert "\nDELETE /\n" in text
 
 
-def test_signature_valid_follows_standard_webhooks() -> None:
-    """The pure check accepts the reference library's signature over the exact bytes and nothing else."""
+def test_signature_problems_follow_standard_webhooks() -> None:
+    """The pure check accepts the reference library's signature over the exact bytes within the time tolerance,
+    and names what is wrong with anything else."""
     body = '{"a": 1}'
-    headers = {k.lower(): v for k, v in signed_headers(body, SECRET).items()}
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    now = at.timestamp()
+    headers = {k.lower(): v for k, v in signed_headers(body, SECRET, at=at).items()}
     key = secret_key(SECRET)
-    assert signature_valid([key], headers, body.encode())
-    assert not signature_valid([key], headers, body.encode() + b" ")
-    assert not signature_valid([secret_key(OTHER_SECRET)], headers, body.encode())
-    assert not signature_valid([key], {**headers, "webhook-timestamp": "1"}, body.encode())
-    assert not signature_valid([key], {**headers, "webhook-signature": "v2,garbage v1,!!!"}, body.encode())
-    assert not signature_valid([key], {k: v for k, v in headers.items() if k != "webhook-id"}, body.encode())
+    assert signature_problems([key], headers, body.encode(), now) == []
+    assert signature_problems([key], headers, body.encode(), now + 300) == []
+    assert signature_problems([key], headers, body.encode() + b" ", now) == ["no key matched"]
+    assert signature_problems([secret_key(OTHER_SECRET)], headers, body.encode(), now) == ["no key matched"]
+    assert signature_problems([key], {**headers, "webhook-signature": "v2,garbage v1,!!!"}, body.encode(), now) == [
+        "no key matched"
+    ]
+    assert signature_problems([key], headers, body.encode(), now + 301) == [
+        "timestamp too old: 301 s ago, tolerance 300 s"
+    ]
+    assert signature_problems([key], headers, body.encode(), now - 400) == [
+        "timestamp too new: 400 s ahead, tolerance 300 s"
+    ]
+    assert signature_problems([key], {**headers, "webhook-timestamp": "soon"}, body.encode(), now) == [
+        "webhook-timestamp is not unix seconds",
+        "no key matched",
+    ]
+    assert signature_problems([key], {k: v for k, v in headers.items() if k != "webhook-id"}, body.encode(), now) == [
+        "no webhook-id/webhook-timestamp header"
+    ]
+    assert signature_problems([key], {k: v for k, v in headers.items() if k != "webhook-signature"}, b"", now) == [
+        "no webhook-signature header"
+    ]
 
 
 def test_secret_key_decoding() -> None:
