@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hookd.openapi import document
 from tests.conftest import SECRET, Daemon, Receiver, webhook
 
 ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
@@ -18,12 +19,15 @@ ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
 async def test_openapi_document_is_served_and_lists_every_v1_route(
     receiver: Receiver, make_config: Callable[..., Path], daemon_factory: Callable[..., Awaitable[Daemon]]
 ) -> None:
-    """GET /v1/openapi.json answers an OpenAPI 3 document naming every /v1 route."""
+    """GET /v1/openapi.json answers an OpenAPI 3.1 document naming every route, the open ones without security."""
     d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")]))
     code, doc = await d.request("GET", "/v1/openapi.json")
     assert code == 200
-    assert doc["openapi"].startswith("3.")
+    assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
+        "/healthz",
+        "/metrics",
+        "/v1/openapi.json",
         "/v1/events",
         "/v1/webhooks",
         "/v1/webhooks/{id}",
@@ -32,6 +36,20 @@ async def test_openapi_document_is_served_and_lists_every_v1_route(
         "/v1/deliveries/{id}",
         "/v1/deliveries/{id}/resend",
     }
+    for path in ("/healthz", "/metrics", "/v1/openapi.json"):
+        assert doc["paths"][path]["get"]["security"] == [], path
+
+
+def test_openapi_document_is_valid() -> None:
+    """openapi-spec-validator accepts the document as the OpenAPI version it declares."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    doc = document()
+    try:
+        validate(doc)
+    except OpenAPIValidationError as exc:  # the message alone, not the whole document
+        raise AssertionError(f"{exc.message} at {list(exc.absolute_path)}") from None
 
 
 @pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
