@@ -169,6 +169,12 @@ class Resent(_Wire):
     delivery_id: str
 
 
+class Health(_Wire):
+    """GET /healthz."""
+
+    status: Literal["ok"]
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -186,10 +192,10 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document."""
+    """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
-        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent,
+        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "serialization" if m is not Event else "validation") for m in models],
@@ -212,7 +218,7 @@ def document() -> dict[str, Any]:
         },
     }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "hookd",
             "version": __version__,
@@ -224,6 +230,24 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
+            # Open routes: no token, so monitors and tools can read them (an empty security list).
+            "/healthz": {"get": {
+                "summary": "200 while the event loop runs",
+                "security": [],
+                "responses": {"200": _json(Health, "Running")},
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics, text exposition format 0.0.4",
+                "security": [],
+                "responses": {"200": {"description": "The metrics", "content": {
+                    "text/plain": {"schema": {"type": "string"}}}}},
+            }},
+            "/v1/openapi.json": {"get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "The OpenAPI document", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}},
+            }},
             "/v1/events": {"post": {
                 "summary": "Ingest one event or an array of events",
                 "requestBody": events_body,
