@@ -29,6 +29,10 @@ from hookd.store import Store
 
 log = structlog.get_logger("hookd.ingest")
 
+# A 1 MiB body can hold ~100,000 mistakes; answering each made a 4.7 MB error body. The
+# first hundred show the pattern, and the count says how big the problem is.
+MAX_DETAILS = 100
+
 
 @dataclass(frozen=True)
 class Routing:
@@ -128,7 +132,7 @@ class Ingest:
         now = self._clock.now()
         occurrences, problems = validate_events(data, self._ids, format_timestamp(now), limits.max_events_per_request)
         if problems:
-            return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", problems)
+            return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
 
         # Taken after the body is read: a reload during the upload must not leave this
         # request routing by a config the batcher no longer knows.
@@ -200,6 +204,14 @@ class Ingest:
             },
             status=202,
         )
+
+
+def capped(details: list[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:
+    """The first ``limit`` details, then one saying how many were left out (the error shape stays the same)."""
+    if len(details) <= limit:
+        return details
+    more = len(details) - limit
+    return [*details[:limit], {"index": None, "path": None, "message": f"… and {more} more problems"}]
 
 
 def _unencodable(occ: Occurrence) -> str:
