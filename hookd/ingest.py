@@ -21,7 +21,7 @@ from hookd.clock import Clock
 from hookd.config import Config
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
-from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, validate_events
+from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, inexact_numbers, validate_events
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
@@ -122,6 +122,10 @@ class Ingest:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            # Valid JSON that orjson cannot hold (a number past the double's range) is a 422.
+            inexact = inexact_numbers(raw, orjson_refused=True)
+            if inexact:
+                return error(422, "invalid_events", f"{len(inexact)} problem(s) in the request", capped(inexact))
             return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
         if isinstance(data, list) and len(data) > limits.max_events_per_request:
             return error(
@@ -131,6 +135,9 @@ class Ingest:
             )
         now = self._clock.now()
         occurrences, problems = validate_events(data, self._ids, format_timestamp(now), limits.max_events_per_request)
+        inexact = inexact_numbers(raw)
+        if inexact:
+            problems = sorted([*problems, *inexact], key=lambda d: -1 if d["index"] is None else d["index"])
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
 

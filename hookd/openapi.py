@@ -7,14 +7,34 @@ keeping them next to the document, and the tests that check live answers against
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import models_json_schema
 
 from hookd import __version__
 
 State = Literal["pending", "delivering", "retrying", "succeeded", "failed"]
+
+
+# Any JSON value, but with integers inside the 64 bits hookd keeps exactly (SPEC §3 and the
+# README's Numbers: a larger one is refused with 422). JSON Schema cannot tell 1e300 from
+# the integer of that value, so this forbids both while hookd accepts the first: the
+# document promises a little less than the daemon takes, never more.
+JSON_VALUE: dict[str, Any] = {
+    "description": "Any JSON value; an integral number must lie in [-2^63, 2^64-1].",
+    "anyOf": [
+        {"type": ["null", "boolean", "string"]},
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+    ],
+}
+JsonObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}),
+]
 
 
 class _Wire(BaseModel):
@@ -30,9 +50,9 @@ class Event(BaseModel):
     occurred_at: str | None = Field(
         None, description="RFC 3339 date-time with offset", json_schema_extra={"format": "date-time"}
     )
-    object: dict[str, Any]
-    action: dict[str, Any] | None = None
-    linked: dict[str, dict[str, Any]] | None = None
+    object: JsonObject
+    action: JsonObject | None = None
+    linked: dict[str, JsonObject] | None = None
 
 
 class Accepted(_Wire):
@@ -201,7 +221,7 @@ def document() -> dict[str, Any]:
         [(m, "serialization" if m is not Event else "validation") for m in models],
         ref_template="#/components/schemas/{model}",
     )
-    schemas = defs.get("$defs", {})
+    schemas = {**defs.get("$defs", {}), "JsonValue": JSON_VALUE}
     wid = {
         "name": "id",
         "in": "path",
