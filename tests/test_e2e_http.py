@@ -126,9 +126,7 @@ async def test_idle_connections_beyond_the_descriptor_limit_are_logged_and_recla
                 w.close()
 
 
-async def test_slow_headers_are_cut_off_after_client_timeout(
-    make_config: MakeConfig, daemon_factory: Factory
-) -> None:
+async def test_slow_headers_are_cut_off_after_client_timeout(make_config: MakeConfig, daemon_factory: Factory) -> None:
     """A client sending its request headers byte by byte is disconnected once client_timeout_seconds passes."""
     d = await daemon_factory(make_config([], server={"client_timeout_seconds": 0.5}))
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
@@ -160,8 +158,8 @@ async def test_slow_body_gets_408_after_client_timeout(make_config: MakeConfig, 
     d = await daemon_factory(make_config([], server={"client_timeout_seconds": 0.5}))
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
     body = json.dumps({"event": "ticket.created", "object": {"pad": "x" * 400}}).encode()
-    head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    writer.write(head.encode())
+    head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"\r\n")
     started = time.monotonic()
     answer = asyncio.get_running_loop().create_task(reader.read())
     try:
@@ -179,7 +177,7 @@ async def test_slow_body_gets_408_after_client_timeout(make_config: MakeConfig, 
     assert time.monotonic() - started < 2.0
     assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
     assert b'"code":"request_timeout"' in raw
-    code, text = await d.request("GET", "/metrics")
+    _, text = await d.request("GET", "/metrics")
     assert "hookd_events_ingested_total 0.0" in text
     no_traceback(d)
 
@@ -211,9 +209,8 @@ async def test_authorization_with_invalid_utf8_is_401(make_config: MakeConfig, d
     """An Authorization header that is not UTF-8 gets 401, not a 500 and a traceback."""
     d = await daemon_factory(make_config([], server={"tokens": ["tok-1"]}))
     for value in (b"Bearer \xff\xfe\xfd", b"Bearer tok-1\xff", b"\xc3\x28 tok-1", b"Bearer \xed\xa0\x80"):
-        raw = await raw_exchange(
-            d.port, b"GET /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + b"\r\nConnection: close\r\n\r\n"
-        )
+        head = b"GET /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: " + value
+        raw = await raw_exchange(d.port, head + b"\r\nConnection: close\r\n\r\n")
         assert raw.startswith(b"HTTP/1.1 401 "), (value, raw[:300])
         assert b'"code":"unauthorized"' in raw
     assert await healthz(d.port) == 200
@@ -287,7 +284,7 @@ async def test_numbers_a_double_or_64_bit_integer_cannot_hold_are_422(
         b'{"event": "ticket.created", "object": {"id": 1, "tiny": 1e-400}}': "object.tiny",
         b'{"event": "ticket.created", "object": {"id": 1, "tiny": 0.0000000000000000000000000000000000000000000000000'
         + b"0" * 300
-        + b'1}}': "object.tiny",
+        + b"1}}": "object.tiny",
         b'{"event": "ticket.created", "object": {"id": 1, "huge": 1e400}}': "object.huge",
         b'[{"event": "ticket.created", "object": {"id": 1}},'
         b' {"event": "ticket.created", "object": {"id": 2, "l": [1, {"x": -2.5E-999}]}}]': "object.l[1].x",
@@ -354,3 +351,27 @@ async def test_root_redirects_to_the_page(make_config: MakeConfig, daemon_factor
         assert r.status == 200
         assert r.url.path == "/ui/"
         assert "text/html" in r.headers["Content-Type"]
+
+
+def test_accept_errors_are_counted_each_and_logged_once_a_second() -> None:
+    """Every failed accept is counted; a line is logged at most once per second and says how many it stands for."""
+    import errno
+
+    from structlog.testing import capture_logs
+
+    from hookd.listener import AcceptErrors
+
+    now = [100.0]
+    counted: list[int] = []
+    errors = AcceptErrors(lambda: counted.append(1), every=1.0, now=lambda: now[0])
+    exc = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    with capture_logs() as logs:
+        for _ in range(10):  # ten failures within 0.9 s
+            errors(exc)
+            now[0] += 0.1
+        now[0] += 0.2
+        errors(exc)
+    assert len(counted) == 11
+    assert [(r["event"], r["errno"], r["failures"]) for r in logs] == [("accept_failed", "EMFILE", 1),
+                                                                      ("accept_failed", "EMFILE", 10)]  # fmt: skip
+    assert logs[0]["error"] == "Too many open files"
