@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from hookd import __version__
@@ -17,24 +17,13 @@ from hookd import __version__
 State = Literal["pending", "delivering", "retrying", "succeeded", "failed"]
 
 
-# Any JSON value, but with integers inside the 64 bits hookd keeps exactly (SPEC §3 and the
-# README's Numbers: a larger one is refused with 422). JSON Schema cannot tell 1e300 from
-# the integer of that value, so this forbids both while hookd accepts the first: the
-# document promises a little less than the daemon takes, never more.
-JSON_VALUE: dict[str, Any] = {
-    "description": "Any JSON value; an integral number must lie in [-2^63, 2^64-1].",
-    "anyOf": [
-        {"type": ["null", "boolean", "string"]},
-        {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
-        {"type": "number", "not": {"type": "integer"}},
-        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
-    ],
-}
-JsonObject = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}),
-]
+# JSON Schema cannot say what hookd refuses inside these objects: a number is judged by how
+# it is written (``18446744073709551616`` is refused, ``1.8e19`` is not), so it is said in words.
+_NUMBERS = (
+    "Any JSON object. A number in it must fit a 64-bit integer (-2^63 to 2^64-1) or a double: "
+    "a longer integer, or one a double turns into 0 or infinity (1e-400, 1e400), is refused (422)."
+)
+JsonObject = Annotated[dict[str, Any], Field(description=_NUMBERS)]
 
 
 class _Wire(BaseModel):
@@ -221,7 +210,7 @@ def document() -> dict[str, Any]:
         [(m, "serialization" if m is not Event else "validation") for m in models],
         ref_template="#/components/schemas/{model}",
     )
-    schemas = {**defs.get("$defs", {}), "JsonValue": JSON_VALUE}
+    schemas = defs.get("$defs", {})
     wid = {
         "name": "id",
         "in": "path",

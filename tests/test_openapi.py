@@ -54,9 +54,22 @@ def test_openapi_document_is_valid() -> None:
 
 @pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
 async def test_schemathesis_finds_no_failure(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: Callable[..., Awaitable[Daemon]]
+    receiver: Receiver,
+    make_config: Callable[..., Path],
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    tmp_path: Path,
 ) -> None:
     """Schemathesis, run against a live daemon with a token, finds no server error or schema mismatch."""
+    # One documented exception: ingest refuses (422) numbers by how they are written, which
+    # JSON Schema cannot state (the document says it in words), so schemathesis's schema-valid
+    # events may hold an integer past 64 bits. Every other check, here included, stays as it is.
+    st_config = tmp_path / "schemathesis.toml"
+    st_config.write_text(
+        "[[operations]]\n"
+        'include-path = "/v1/events"\n'
+        'include-method = "POST"\n'
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]\n'
+    )
     config = make_config(
         [
             webhook("a", receiver.url + "/a", secret=SECRET),
@@ -66,7 +79,7 @@ async def test_schemathesis_finds_no_failure(
     )
     d = await daemon_factory(config)
     proc = await asyncio.create_subprocess_exec(
-        ST, "run", f"{d.url}/v1/openapi.json",
+        ST, "--config-file", str(st_config), "run", f"{d.url}/v1/openapi.json",
         "--header", "Authorization: Bearer s3cret-token",
         "--checks", "all",
         "--max-examples", "25",
