@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable
@@ -24,14 +25,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """True when ``Authorization: Bearer <t>`` names one of ``tokens`` (constant time)."""
-    if not header or not header.startswith("Bearer "):
+    """True when ``Authorization: Bearer <t>`` names one of ``tokens`` (constant time).
+
+    The scheme is case-insensitive (RFC 9110 §11.1). The header arrives decoded with
+    ``surrogateescape``, so its bytes are recovered exactly, whatever they are, and a value
+    that is not UTF-8 is simply a wrong token. Both sides are hashed first, so neither the
+    comparison's time nor its early exit on a length mismatch tells anything about a token.
+    """
+    if not header:
         return False
-    given = header[7:].encode()
+    scheme, _, credentials = header.partition(" ")
+    given = credentials.strip(" ")
+    if scheme.lower() != "bearer" or not given or " " in given:
+        return False
+    digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
     ok = False
     for t in tokens:
         # Compare against every token so timing does not tell which one was close.
-        ok |= hmac.compare_digest(given, t.encode())
+        ok |= hmac.compare_digest(digest, hashlib.sha256(t.encode("utf-8", "surrogateescape")).digest())
     return ok
 
 

@@ -22,6 +22,7 @@ from hookd.config import Config, ConfigError, reload_config
 from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
+from hookd.listener import AcceptErrors, AcceptSite, body_deadline
 from hookd.metrics import Metrics
 from hookd.models import IdFactory
 from hookd.store import Store
@@ -112,8 +113,12 @@ class App:
 
     async def _listen(self) -> web.AppRunner:
         server = self.config.server
+        timeout = server.client_timeout_seconds
         app = web.Application(
-            middlewares=[auth_middleware(lambda: tuple(t.get_secret_value() for t in self.config.server.tokens))],
+            middlewares=[
+                body_deadline(timeout),
+                auth_middleware(lambda: tuple(t.get_secret_value() for t in self.config.server.tokens)),
+            ],
             client_max_size=server.max_body_bytes + 1,
         )
         ingest = Ingest(
@@ -126,11 +131,19 @@ class App:
             from hookd.ui import add_routes as add_ui_routes
 
             add_ui_routes(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # keepalive_timeout closes a connection idle, or still short of a whole request
+        # head, that long after it opened or last answered: aiohttp has no header timeout.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, keepalive_timeout=timeout
+        )
         await runner.setup()
-        site = web.TCPSite(runner, server.host, server.port, backlog=1024)
-        await site.start()
-        self.port = int(runner.addresses[0][1])
+        site = AcceptSite(runner, server.listen, server.host, server.port, AcceptErrors(self.metrics.accept_errors.inc))
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self.port = site.port
         return runner
 
     async def _shutdown(self, runner: web.AppRunner, tasks: list[asyncio.Task[Any]]) -> None:

@@ -29,6 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hookd import logs
     from hookd.app import App
     from hookd.config import Config, ConfigError
+    from hookd.listener import ListenError
 
     writer = logs.configure(args.log_level)
     import structlog
@@ -59,15 +60,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main())
-    except OSError as exc:
-        log.error("start_failed", error=str(exc))
-        return 1
-    except Exception:
-        log.exception("crashed")
+    except Exception as exc:
+        # What fails inside the App's TaskGroup (the listener) arrives wrapped in an ExceptionGroup.
+        cause = _sole_cause(exc)
+        if isinstance(cause, ListenError):
+            log.error("start_failed", listen=cause.listen, error=cause.strerror)
+        elif isinstance(cause, OSError):
+            log.error("start_failed", error=str(cause))
+        else:
+            log.exception("crashed")
         return 1
     finally:
         writer.flush()
     return 0
+
+
+def _sole_cause(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups, or ``exc`` when there are several."""
+    inner = exc
+    while isinstance(inner, BaseExceptionGroup):
+        if len(inner.exceptions) != 1:
+            return exc
+        inner = inner.exceptions[0]
+    return inner
 
 
 def _warn_readable(path: Path, log: Any) -> None:

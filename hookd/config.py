@@ -107,6 +107,9 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(1000, ge=1)
     shutdown_grace_seconds: Seconds = 10.0
+    # A request's headers, then its body, must each arrive within this; an idle keep-alive
+    # connection is closed after it. Bounds how long a client can hold a descriptor.
+    client_timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
 
     _resolve = field_validator("tokens", mode="before")(_secrets)
 

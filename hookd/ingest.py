@@ -21,13 +21,17 @@ from hookd.clock import Clock
 from hookd.config import Config
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
-from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, validate_events
+from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, inexact_numbers, validate_events
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
 from hookd.store import Store
 
 log = structlog.get_logger("hookd.ingest")
+
+# A 1 MiB body can hold ~100,000 mistakes; answering each made a 4.7 MB error body. The
+# first hundred show the pattern, and the count says how big the problem is.
+MAX_DETAILS = 100
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,10 @@ class Ingest:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            # Valid JSON that orjson cannot hold (a number past the double's range) is a 422.
+            inexact = inexact_numbers(raw, orjson_refused=True)
+            if inexact:
+                return error(422, "invalid_events", f"{len(inexact)} problem(s) in the request", capped(inexact))
             return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
         if isinstance(data, list) and len(data) > limits.max_events_per_request:
             return error(
@@ -127,8 +135,11 @@ class Ingest:
             )
         now = self._clock.now()
         occurrences, problems = validate_events(data, self._ids, format_timestamp(now), limits.max_events_per_request)
+        inexact = inexact_numbers(raw)
+        if inexact:
+            problems = sorted([*problems, *inexact], key=lambda d: -1 if d["index"] is None else d["index"])
         if problems:
-            return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", problems)
+            return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
 
         # Taken after the body is read: a reload during the upload must not leave this
         # request routing by a config the batcher no longer knows.
@@ -201,6 +212,14 @@ class Ingest:
             },
             status=202,
         )
+
+
+def capped(details: list[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:
+    """The first ``limit`` details, then one saying how many were left out (the error shape stays the same)."""
+    if len(details) <= limit:
+        return details
+    more = len(details) - limit
+    return [*details[:limit], {"index": None, "path": None, "message": f"… and {more} more problems"}]
 
 
 def _unencodable(occ: Occurrence) -> str:

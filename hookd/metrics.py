@@ -67,6 +67,9 @@ class Metrics:
             buckets=_INGEST_BUCKETS, registry=r,
         )  # fmt: skip
         self.rejected = Counter("hookd_ingest_rejected", "Ingest requests refused, by status.", ["status"], registry=r)
+        self.accept_errors = Counter(
+            "hookd_accept_errors", "Connections the listener failed to accept (e.g. out of descriptors).", registry=r
+        )
         self._cache: dict[tuple[str, ...], Counter | Histogram] = {}
 
     def watch(self, read: Callable[[], dict[str, dict[str, float]]]) -> None:

@@ -7,6 +7,7 @@ hot path (SPEC §10 leaves about 12 µs per batched event), and the API's error 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -194,6 +195,90 @@ def _parse_time(value: str) -> str:
     except (ValueError, OverflowError):  # month 13, or year 1 shifted before year 1
         raise ValueError("not an RFC 3339 date-time") from None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+# orjson turns an integer beyond 64 bits into a float and a number below the smallest
+# double into 0.0, silently (one above the largest it refuses as infinity). hookd refuses
+# all three (422) rather than pass a changed number on. Writing one of the silent two takes
+# 19 digits in a row or a negative exponent of three digits, so a body orjson parsed is
+# first searched for those, at the cost of one translate and two finds: the common body
+# never pays for the exact check (the standard library's parser, with hooks that see each
+# number's text).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+_LONG_DIGITS = b"0" * 19
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
+_SHOWN = 40  # characters of an offending number quoted in the message
+
+
+@dataclass(slots=True)
+class _Inexact:
+    """A number from the body that would not survive orjson unchanged."""
+
+    text: str
+    why: str
+
+
+def _suspect(raw: bytes) -> bool:
+    t = raw.translate(_DIGITS_TO_ZERO)
+    if _LONG_DIGITS in t:
+        return True
+    i = t.find(b"0e-")
+    while i >= 0:
+        if t[i + 3 : i + 6] == b"000":
+            return True
+        i = t.find(b"0e-", i + 3)
+    return False
+
+
+def _exact_int(text: str) -> Any:
+    # The length test first: int() of a long digit string is slow, and past 4300 digits refused.
+    if len(text) > 20 or not _I64_MIN <= int(text) <= _U64_MAX:
+        return _Inexact(text, "is an integer beyond 64 bits")
+    return int(text)
+
+
+def _exact_float(text: str) -> Any:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        return _Inexact(text, "is too large for a double")
+    if value == 0 and any(c in "123456789" for c in text.lower().partition("e")[0]):
+        return _Inexact(text, "is too small for a double (it would become 0)")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def inexact_numbers(raw: bytes, orjson_refused: bool = False) -> list[dict[str, Any]]:
+    """A detail ``{"index", "path", "message"}`` for each number in the JSON text ``raw`` that
+    a 64-bit integer or a double cannot hold; ``[]`` when there is none, or ``raw`` is not JSON.
+
+    ``orjson_refused``: orjson could not parse ``raw``. The quick screen looks only for what
+    orjson changes silently, so it is skipped then (an infinity may be the reason).
+    """
+    if not orjson_refused and not _suspect(raw):
+        return []
+    try:
+        data = json.loads(raw, parse_int=_exact_int, parse_float=_exact_float, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON: the caller's parser says why
+        return []
+    found: list[dict[str, Any]] = []
+    # Paths as the other details have them: relative to the event, which ``index`` names.
+    roots = list(enumerate(data)) if isinstance(data, list) else [(None if not isinstance(data, dict) else 0, data)]
+    for index, root in roots:
+        stack: list[tuple[str, Any]] = [("", root)]
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend((f"{path}.{k}" if path else k, v) for k, v in reversed(value.items()))
+            elif isinstance(value, list):
+                stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+            elif isinstance(value, _Inexact):
+                shown = value.text if len(value.text) <= _SHOWN else value.text[:_SHOWN] + "…"
+                message = f"{shown} {value.why}; send it as a string"
+                found.append({"index": index, "path": path, "message": message})
+    return found
 
 
 def _type_name(value: Any) -> str:

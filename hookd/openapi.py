@@ -7,7 +7,7 @@ keeping them next to the document, and the tests that check live answers against
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
@@ -15,6 +15,15 @@ from pydantic.json_schema import models_json_schema
 from hookd import __version__
 
 State = Literal["pending", "delivering", "retrying", "succeeded", "failed"]
+
+
+# JSON Schema cannot say what hookd refuses inside these objects: a number is judged by how
+# it is written (``18446744073709551616`` is refused, ``1.8e19`` is not), so it is said in words.
+_NUMBERS = (
+    "Any JSON object. A number in it must fit a 64-bit integer (-2^63 to 2^64-1) or a double: "
+    "a longer integer, or one a double turns into 0 or infinity (1e-400, 1e400), is refused (422)."
+)
+JsonObject = Annotated[dict[str, Any], Field(description=_NUMBERS)]
 
 
 class _Wire(BaseModel):
@@ -30,9 +39,9 @@ class Event(BaseModel):
     occurred_at: str | None = Field(
         None, description="RFC 3339 date-time with offset", json_schema_extra={"format": "date-time"}
     )
-    object: dict[str, Any]
-    action: dict[str, Any] | None = None
-    linked: dict[str, dict[str, Any]] | None = None
+    object: JsonObject
+    action: JsonObject | None = None
+    linked: dict[str, JsonObject] | None = None
 
 
 class Accepted(_Wire):
@@ -169,6 +178,12 @@ class Resent(_Wire):
     delivery_id: str
 
 
+class Health(_Wire):
+    """GET /healthz."""
+
+    status: Literal["ok"]
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -186,10 +201,10 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document."""
+    """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
-        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent,
+        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "serialization" if m is not Event else "validation") for m in models],
@@ -212,7 +227,7 @@ def document() -> dict[str, Any]:
         },
     }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "hookd",
             "version": __version__,
@@ -224,6 +239,24 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
+            # Open routes: no token, so monitors and tools can read them (an empty security list).
+            "/healthz": {"get": {
+                "summary": "200 while the event loop runs",
+                "security": [],
+                "responses": {"200": _json(Health, "Running")},
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics, text exposition format 0.0.4",
+                "security": [],
+                "responses": {"200": {"description": "The metrics", "content": {
+                    "text/plain": {"schema": {"type": "string"}}}}},
+            }},
+            "/v1/openapi.json": {"get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "The OpenAPI document", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}},
+            }},
             "/v1/events": {"post": {
                 "summary": "Ingest one event or an array of events",
                 "requestBody": events_body,

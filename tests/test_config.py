@@ -131,6 +131,8 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str, str]] = [
      "webhooks[0].events[0].conditions[0].field", "should match"),
     ("bad-method", with_webhook(method="DELETE"), "webhooks[0].method", "should be 'POST', 'GET', 'PUT' or 'PATCH'"),
     ("bad-listen", {**base(), "server": {"listen": "localhost"}}, "server.listen", "is not host:port"),
+    ("client-timeout-zero", {**base(), "server": {"listen": "127.0.0.1:0", "client_timeout_seconds": 0}},
+     "server.client_timeout_seconds", "greater than 0"),
 ]  # fmt: skip
 
 
@@ -265,6 +267,7 @@ def test_fractional_durations(tmp_path: Path) -> None:
     """Every duration may be fractional."""
     data = base()
     data["server"]["shutdown_grace_seconds"] = 0.5
+    data["server"]["client_timeout_seconds"] = 0.25
     data["delivery"] = {"retry_schedule": [0.2, 0.5], "timeout_seconds": 0.75, "connect_timeout_seconds": 0.25}
     data["batching"] = {"spool_after_seconds": 0.5, "spool_poll_seconds": 0.05}
     data["webhooks"][0].update(batching="any_event", batch_wait_seconds=0.3)
@@ -275,6 +278,7 @@ def test_fractional_durations(tmp_path: Path) -> None:
     assert cfg.batching.spool_after_seconds == 0.5
     assert cfg.batching.spool_poll_seconds == 0.05
     assert cfg.server.shutdown_grace_seconds == 0.5
+    assert cfg.server.client_timeout_seconds == 0.25
     assert cfg.webhooks[0].batch_wait_seconds == 0.3
 
 

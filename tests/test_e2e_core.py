@@ -721,18 +721,20 @@ async def test_delivery_record_is_whole_with_credentials_redacted(
 
 
 async def test_malformed_json_is_400(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
-    """Bodies that are not JSON (truncated, empty, not UTF-8, a lone surrogate, an infinite number) are 400."""
+    """Bodies that are not JSON (truncated, empty, not UTF-8, a lone surrogate) are 400; an infinite number is 422."""
     d = await start(make_config, daemon_factory, webhook("m", receiver.url + "/m"))
     for data in (
         b'{"event": "ticket.created", "object": {',
         b"",
         b"\xff\xfe{}",
         b'{"event": "\\ud800"}',
-        b"1e999",
         b"{'event': 'x'}",
     ):
         code, body = await d.request("POST", "/v1/events", data=data, headers=JSON)
         assert_error(code, body, 400, "malformed_json")
+    # JSON, but a number no double holds: refused as such, not as malformed.
+    code, body = await d.request("POST", "/v1/events", data=b"1e999", headers=JSON)
+    assert_error(code, body, 422, "invalid_events")
     assert receiver.requests == []
 
 

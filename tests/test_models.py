@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 
 from hookd import models
@@ -486,3 +487,46 @@ def test_item_id_counter_overflow_borrows_the_next_millisecond() -> None:
     after = ids.uuid()
     assert after > first
     assert uuid.UUID(after).int >> 80 == 10**18 // 1_000_000 + 1
+
+
+# -- numbers a 64-bit integer or a double cannot hold ------------------------------------------
+
+INEXACT = [
+    (b'{"object": {"id": 18446744073709551616}}', [(0, "object.id")]),
+    (b'{"object": {"id": -9223372036854775809}}', [(0, "object.id")]),
+    (b'{"object": {"a": [0, 1e-400]}}', [(0, "object.a[1]")]),
+    (b'{"object": {"a": 1E+400}}', [(0, "object.a")]),
+    (b'[{"object": {}}, {"object": {"x": {"y": -1e-9999}}, "action": {"n": 99999999999999999999}}]',
+     [(1, "object.x.y"), (1, "action.n")]),
+    (b"1e400", [(None, "")]),
+    (b"[1e400]", [(0, "")]),
+]  # fmt: skip
+EXACT = [
+    b'{"object": {"id": 18446744073709551615, "m": -9223372036854775808}}',
+    b'{"object": {"ns": 1700000000000000000, "f": 1.7976931348623157e308, "sub": 5e-324, "z": 0e-999}}',
+    b'{"object": {"s": "18446744073709551616 1e-400", "18446744073709551616": "1e400"}}',
+    b'{"object": {"s": "a\\"123456789012345678901 1e-999"}}',
+    b'{"object": {"f": 0.1, "g": 12345678.123456789}}',
+    b'{"object": ',  # not JSON: the caller's parser words that
+]
+
+
+@pytest.mark.parametrize(("raw", "where"), INEXACT)
+def test_inexact_numbers_named(raw: bytes, where: list[tuple[int | None, str]]) -> None:
+    """A number that would not survive a 64-bit integer or a double is named by event index and path."""
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        refused = True  # an infinity: orjson says no, and ingest asks again
+    else:
+        refused = False
+    found = models.inexact_numbers(raw, orjson_refused=refused)
+    assert [(d["index"], d["path"]) for d in found] == where
+    assert all("send it as a string" in d["message"] for d in found)
+
+
+@pytest.mark.parametrize("raw", EXACT)
+def test_exact_numbers_pass(raw: bytes) -> None:
+    """Numbers a 64-bit integer or a double holds, and digits inside strings, are not reported."""
+    assert models.inexact_numbers(raw) == []
+    assert models.inexact_numbers(raw, orjson_refused=True) == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hookd.openapi import document
 from tests.conftest import SECRET, Daemon, Receiver, webhook
 
 ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
@@ -18,12 +19,15 @@ ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
 async def test_openapi_document_is_served_and_lists_every_v1_route(
     receiver: Receiver, make_config: Callable[..., Path], daemon_factory: Callable[..., Awaitable[Daemon]]
 ) -> None:
-    """GET /v1/openapi.json answers an OpenAPI 3 document naming every /v1 route."""
+    """GET /v1/openapi.json answers an OpenAPI 3.1 document naming every route, the open ones without security."""
     d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")]))
     code, doc = await d.request("GET", "/v1/openapi.json")
     assert code == 200
-    assert doc["openapi"].startswith("3.")
+    assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
+        "/healthz",
+        "/metrics",
+        "/v1/openapi.json",
         "/v1/events",
         "/v1/webhooks",
         "/v1/webhooks/{id}",
@@ -32,13 +36,40 @@ async def test_openapi_document_is_served_and_lists_every_v1_route(
         "/v1/deliveries/{id}",
         "/v1/deliveries/{id}/resend",
     }
+    for path in ("/healthz", "/metrics", "/v1/openapi.json"):
+        assert doc["paths"][path]["get"]["security"] == [], path
+
+
+def test_openapi_document_is_valid() -> None:
+    """openapi-spec-validator accepts the document as the OpenAPI version it declares."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    doc = document()
+    try:
+        validate(doc)
+    except OpenAPIValidationError as exc:  # the message alone, not the whole document
+        raise AssertionError(f"{exc.message} at {list(exc.absolute_path)}") from None
 
 
 @pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
 async def test_schemathesis_finds_no_failure(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: Callable[..., Awaitable[Daemon]]
+    receiver: Receiver,
+    make_config: Callable[..., Path],
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    tmp_path: Path,
 ) -> None:
     """Schemathesis, run against a live daemon with a token, finds no server error or schema mismatch."""
+    # One documented exception: ingest refuses (422) numbers by how they are written, which
+    # JSON Schema cannot state (the document says it in words), so schemathesis's schema-valid
+    # events may hold an integer past 64 bits. Every other check, here included, stays as it is.
+    st_config = tmp_path / "schemathesis.toml"
+    st_config.write_text(
+        "[[operations]]\n"
+        'include-path = "/v1/events"\n'
+        'include-method = "POST"\n'
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]\n'
+    )
     config = make_config(
         [
             webhook("a", receiver.url + "/a", secret=SECRET),
@@ -48,7 +79,7 @@ async def test_schemathesis_finds_no_failure(
     )
     d = await daemon_factory(config)
     proc = await asyncio.create_subprocess_exec(
-        ST, "run", f"{d.url}/v1/openapi.json",
+        ST, "--config-file", str(st_config), "run", f"{d.url}/v1/openapi.json",
         "--header", "Authorization: Bearer s3cret-token",
         "--checks", "all",
         "--max-examples", "25",

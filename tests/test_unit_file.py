@@ -81,3 +81,9 @@ def test_sandboxing() -> None:
         "WantedBy": "multi-user.target",
     }
     assert {key: unit.get(key, [None])[-1] for key in expected} == expected
+
+
+def test_descriptor_limit_well_above_1024() -> None:
+    """LimitNOFILE lifts the 1024 default, so a burst of idle clients cannot starve ingest of sockets."""
+    limit = settings()["LimitNOFILE"]
+    assert limit == ["65536"]

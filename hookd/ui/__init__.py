@@ -42,7 +42,7 @@ def assets(folder: Path = UI_DIR) -> dict[str, Path]:
 
 
 def add_routes(app: web.Application) -> None:
-    """Register ``GET /ui`` (a redirect), ``GET /ui/`` and ``GET /ui/{name}`` on ``app``."""
+    """Register ``GET /`` and ``GET /ui`` (redirects), ``GET /ui/`` and ``GET /ui/{name}`` on ``app``."""
     files = assets()
 
     async def redirect(request: web.Request) -> web.StreamResponse:
@@ -59,6 +59,8 @@ def add_routes(app: web.Application) -> None:
             return web.Response(status=404, text="not found\n", headers={"Cache-Control": "no-cache"})
         return _serve(request, path)
 
+    # The root has nothing of its own: someone opening the daemon's address wants the page.
+    app.router.add_get("/", redirect)
     app.router.add_get("/ui", redirect)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/{name}", asset)
