@@ -63,7 +63,9 @@ def write_lock(path: Path) -> Iterator[WriteLock]:
 async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll ``cond`` until it holds, failing after ``timeout`` seconds."""
     async with asyncio.timeout(timeout):
-        while not cond():
+        while True:
+            if cond():
+                return
             await asyncio.sleep(0.005)
 
 
