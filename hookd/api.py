@@ -158,7 +158,10 @@ class Api:
         return web.Response(body=self._openapi, content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 while the loop runs."""
+        """200 while the loop runs and the database file is the one opened; 503 once it was
+        deleted or replaced (only a restart brings hookd back)."""
+        if self._store.lost:
+            return error(503, "storage_unavailable", "the database file was deleted or replaced; restart hookd")
         return json_response({"status": "ok"})
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -47,7 +47,7 @@ class App:
         self.notifier = notifier or Notifier()
         self.ids = IdFactory()
         self.metrics = Metrics()
-        self.store = Store(config.storage.path, config.storage.durability)
+        self.store = Store(config.storage.path, config.storage.durability, self.clock)
         d = config.delivery
         self.sender = Sender(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
         self.dispatcher = Dispatcher(self.clock, self.store, self.sender, self.metrics)
@@ -76,16 +76,18 @@ class App:
         stop = shutdown_trigger or self._stop
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        # Handlers go in before the listener accepts anything, so a SIGHUP sent as soon
-        # as /healthz answers is a reload, never the default action (termination).
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
-        await self.store.open()
         runner: web.AppRunner | None = None
         try:
+            # Handlers go in before the listener accepts anything, so a SIGHUP sent as soon
+            # as /healthz answers is a reload, never the default action (termination);
+            # inside the try, so that a start that fails takes them out again.
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+            await self.store.open()
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self.store.writer(), name="store-writer")
+                watch = tg.create_task(self.store.watch(), name="store-watch")
                 poller = tg.create_task(self._poll_spool(), name="spool-poller")
                 pruner = tg.create_task(self._prune(), name="pruner")
                 watchdog = tg.create_task(self._watchdog(), name="watchdog")
@@ -101,7 +103,7 @@ class App:
                 self.ready.set()
                 self._started.set()
                 await stop.wait()
-                await self._shutdown(runner, [poller, pruner, watchdog, writer])
+                await self._shutdown(runner, [poller, pruner, watchdog, watch, writer])
                 runner = None
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -165,7 +167,11 @@ class App:
         for t in tasks[:-1]:
             t.cancel()
         await asyncio.gather(*tasks[:-1], return_exceptions=True)
-        await self.store.drain()
+        # Writes that keep failing (a lock held elsewhere, a full disk) get the grace period
+        # too; then the store gives them up, logged, and the next start takes their work up.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.store.drain()
         tasks[-1].cancel()
         await asyncio.gather(tasks[-1], return_exceptions=True)
         for t in list(self._tasks):

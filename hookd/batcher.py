@@ -10,6 +10,7 @@ here, so a batch of either kind survives a restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +110,11 @@ class Batcher:
         self.open: dict[tuple[str, str], OpenBatch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._spool_due: list[OpenBatch] = []
+        self._spool_reading: list[OpenBatch] = []  # taken by the spool flush under way
         self._spool_task = False
+        # Items of flushed batches whose delivery row is not committed yet, per webhook:
+        # still pending, and counted so (a write may wait long for a lock or a full disk).
+        self._recording: dict[str, int] = {}
         self.late_ms: list[float] = []  # lateness of in-memory flushes, for benchmarks
 
     def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
@@ -204,10 +209,18 @@ class Batcher:
     def _record(self, d: Delivery, items: list[Item]) -> None:
         webhook_id = d.webhook_id
         committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), items)
+        recording = self._recording
+        recording[webhook_id] = recording.get(webhook_id, 0) + len(items)
 
         # Sent only once its row is committed: a crash before that leaves the items to
         # be batched again, never a delivery the receiver saw under a webhook-id we lost.
+        # The store keeps trying a write that fails, so this waits as long as that takes.
         def send(fut: asyncio.Future[Any]) -> None:
+            left = recording[webhook_id] - len(items)
+            if left:
+                recording[webhook_id] = left
+            else:
+                del recording[webhook_id]
             if fut.cancelled() or fut.exception() is not None:
                 log.error("batch_not_recorded", webhook=webhook_id, items=len(items))
                 return
@@ -223,6 +236,7 @@ class Batcher:
         try:
             while self._spool_due:
                 due, self._spool_due = self._spool_due, []
+                self._spool_reading = due
                 # One key may have filled several batches since the last round: read its
                 # items once and cut them up in arrival order.
                 by_key: dict[tuple[str, str], list[OpenBatch]] = {}
@@ -251,6 +265,7 @@ class Batcher:
                     cur.count += b.count
                     cur.deadline = min(cur.deadline, b.deadline)
         finally:
+            self._spool_reading = []
             self._spool_task = False
 
     def poll(self) -> None:
@@ -317,8 +332,9 @@ class Batcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def pending(self) -> dict[str, int]:
-        """Items in open batches, per webhook."""
-        out: dict[str, int] = {}
-        for b in self.open.values():
+        """Items in batches not yet handed on (open, being read from the spool, or waiting
+        for their delivery's row to be committed), per webhook."""
+        out = dict(self._recording)
+        for b in itertools.chain(self.open.values(), self._spool_due, self._spool_reading):
             out[b.webhook_id] = out.get(b.webhook_id, 0) + b.count
         return out

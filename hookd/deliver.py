@@ -9,6 +9,7 @@ choice the batcher makes for a batch window.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import random
 from collections import deque
@@ -89,7 +90,10 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
-        self.active: dict[str, Delivery] = {}  # delivery id → delivery, in an attempt now
+        # delivery id → delivery, in an attempt now or its outcome not yet committed: shown
+        # as delivering, and not taken up again from the store meanwhile.
+        self.active: dict[str, Delivery] = {}
+        self._holds: dict[str, int] = {}  # delivery id → reasons it is in active
         self._stopping = False
         self._settings: Any = None
         self._rand: Callable[[], float] = random.random
@@ -183,7 +187,7 @@ class Dispatcher:
     async def _attempt(self, lane: Lane, d: Delivery) -> None:
         shape = lane.shape
         n = d.attempts + 1
-        self.active[d.id] = d
+        self._hold(d)
         headers: dict[str, str] = {}
         params: dict[str, str] | None = None
         started = self._clock.now()
@@ -206,7 +210,7 @@ class Dispatcher:
             self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
             raise
         finally:
-            self.active.pop(d.id, None)
+            self._unhold(d)
         try:
             self._settle(lane, d, n, started, headers, params, resp)
         except Exception:  # a bug here must not wedge the lane; the log keeps it
@@ -241,7 +245,8 @@ class Dispatcher:
         decision = decide(resp.status, resp.error, n, s.retry_schedule, s.jitter, s.retry_on,
                           retry_after, self._rand)  # fmt: skip
         d.attempts = n
-        d.state = decision.state if decision.state != "retry" else "retrying"
+        # d.state stays what the log holds until the outcome is committed (see _saved).
+        state = decision.state if decision.state != "retry" else "retrying"
         next_at = now + decision.delay if decision.state == "retry" else None
         request = response = None
         if not lane.lightweight:
@@ -258,10 +263,15 @@ class Dispatcher:
                 }
             else:
                 response = {"status": None, "error": resp.error, "message": resp.message}
-        self._store.record(
+        saved = self._store.record(
             Outcome(d, n, started, round(resp.duration_ms, 3), resp.status, resp.error, d.manual,
-                    d.state, next_at, lane.lightweight, request, response)
+                    state, next_at, lane.lightweight, request, response)
         )  # fmt: skip
+        # Until the outcome is committed the log still says pending: the delivery stays
+        # shown as delivering, and out of reach of a reload's take-up, however long the
+        # store takes to write it (a held lock, a full disk).
+        self._hold(d)
+        saved.add_done_callback(functools.partial(self._saved, d, state))
         self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
         # A delivery failed for good needs an operator's look; one to be retried not yet.
         (log.warning if d.state == "failed" else log.info)(
@@ -272,7 +282,7 @@ class Dispatcher:
             status=resp.status,
             error=resp.error,
             duration_ms=round(resp.duration_ms, 1),
-            outcome=d.state,
+            outcome=state,
             items=len(d.item_ids),
         )
         # The webhook may have been removed (and maybe re-added) during the attempt: what
@@ -283,13 +293,13 @@ class Dispatcher:
             if current is not None:
                 self._schedule_retry(current, d, next_at)
             return
-        self._metrics.delivery(lane.webhook_id, d.state)
+        self._metrics.delivery(lane.webhook_id, state)
         if current is None:
             return
         lane = current
         if lane.holding is d:
             lane.holding = None
-        if d.state == "succeeded":
+        if state == "succeeded":
             if lane.failures:
                 lane.failures = 0
                 self._store.set_webhook_state(lane.webhook_id, lane.paused, 0, now)
@@ -299,6 +309,23 @@ class Dispatcher:
                 lane.paused = True
                 log.warning("webhook_auto_disabled", webhook=lane.webhook_id, failures=lane.failures)
             self._store.set_webhook_state(lane.webhook_id, lane.paused, lane.failures, now)
+
+    def _hold(self, d: Delivery) -> None:
+        self.active[d.id] = d
+        self._holds[d.id] = self._holds.get(d.id, 0) + 1
+
+    def _unhold(self, d: Delivery) -> None:
+        left = self._holds.pop(d.id, 1) - 1
+        if left:
+            self._holds[d.id] = left
+        else:
+            self.active.pop(d.id, None)
+
+    def _saved(self, d: Delivery, state: str, fut: asyncio.Future[Any]) -> None:
+        """An outcome's write has ended: committed (the usual case) or given up at a stop."""
+        if not fut.cancelled() and fut.exception() is None:
+            d.state = state
+        self._unhold(d)
 
     def _schedule_retry(self, lane: Lane, d: Delivery, due: float) -> None:
         if lane.ordered:

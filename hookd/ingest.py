@@ -112,6 +112,8 @@ class Ingest:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if not self._accepting():
             return error(503, "shutting_down", "hookd is stopping; retry shortly", headers={"Retry-After": "5"})
+        if self._store.lost:
+            return error(503, "storage_unavailable", "the database file was deleted or replaced; hookd needs a restart")
         limits = self._routing().config.server
         if request.content_type != "application/json":
             return error(415, "unsupported_media_type", "Content-Type must be application/json")

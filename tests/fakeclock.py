@@ -62,3 +62,7 @@ class FakeClock:
     def pending(self) -> int:
         """Callbacks not yet run or cancelled."""
         return sum(1 for _, _, t in self._heap if not t.cancelled)
+
+    def due(self) -> list[float]:
+        """The times of the callbacks not yet run or cancelled, soonest first."""
+        return sorted(when for when, _, t in self._heap if not t.cancelled)

@@ -5,16 +5,23 @@ queued so far in one transaction (group commit): many concurrent ingest requests
 delivery outcomes share one commit. Each flush runs as one plain function on
 aiosqlite's connection thread, so a flush costs one thread hop however many
 statements it holds.
+
+A write that fails for a reason that can pass (another process holding the write lock
+past the busy timeout, a full disk) is kept and tried again, with a growing wait, until
+it lands: only an ingest, whose client is answered 503 and sends again, is failed at
+once. The file is checked to still be the one opened, so a deleted database is noticed
+rather than written into until the next start loses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +30,9 @@ import aiosqlite
 import orjson
 import structlog
 
+from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
+from hookd.store.files import Identity, identity, release_lock, take_lock
 from hookd.store.schema import (
     CONSUME_CHUNKS,
     DELETE_CONSUMED,
@@ -52,6 +61,17 @@ MEMORY_COMMIT_SECONDS = 60.0
 LINGER_SECONDS = 0.005
 LINGER_OPS = 64
 MIN_SQLITE = (3, 38)
+# A failed write is tried again after 0.1 s, then twice as long each time, up to 5 s.
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+# How often the file at the store's path is checked to still be the one opened (the
+# check also runs with every commit).
+WATCH_SECONDS = 2.0
+# Primary result codes (the low byte of an extended code) of errors that can pass by
+# themselves or by an operator's hand: busy, locked, out of memory, read-only, I/O error,
+# disk full, cannot open, lock protocol. Any other (a bad statement, a constraint,
+# corruption) would fail the same way again.
+TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
 log = structlog.get_logger("hookd.store")
 
 
@@ -135,6 +155,22 @@ class _NewDeliveries:
 class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any] | None
+    keep: bool = True  # tried again until it lands; False: its waiter gets the error
+
+
+class StorageLost(Exception):
+    """The database file was deleted or replaced under the running daemon."""
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failed try in a row before the next."""
+    return min(RETRY_FIRST_SECONDS * 2.0 ** min(failures - 1, 32), RETRY_MAX_SECONDS)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed write may succeed when tried again unchanged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in TRANSIENT_CODES
 
 
 @dataclass(slots=True)
@@ -159,11 +195,20 @@ class Counters:
 class Store:
     """SQLite behind one connection thread, with a group-committing writer."""
 
-    def __init__(self, path: Path, durability: str) -> None:
+    def __init__(self, path: Path, durability: str, clock: Clock | None = None, busy_timeout: float = 5.0) -> None:
         self.path = path
         self.durability = durability
+        self.busy_timeout = busy_timeout  # seconds a write waits for another process's lock
+        self._clock = clock or LoopClock()
         self._db: aiosqlite.Connection | None = None
         self._ops: deque[_Op] = deque()
+        self._inflight: list[_Op] = []  # taken by the flush running now
+        self.failures = 0  # failed tries in a row
+        self._failing_since = 0.0
+        self.lost = False  # the file at path is no longer the one open
+        self._identity: Identity | None = None
+        self._lock: int | None = None
+        self._commit_error: tuple[str, bool] | None = None  # durability = "memory": (error, still open)
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()  # a queued write has a waiter
         self._closing = False
@@ -181,23 +226,30 @@ class Store:
             # reported like a missing file rather than as a crash.
             need = ".".join(map(str, MIN_SQLITE))
             raise OSError(f"SQLite {sqlite3.sqlite_version} is too old: hookd needs {need} or newer")
-        if str(self.path) != ":memory:":
+        on_disk = str(self.path) != ":memory:"
+        if on_disk:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
+            # Before the file is opened: two daemons on one file would both deliver.
+            self._lock = take_lock(self.path)
         sync = {"process": "NORMAL", "machine": "FULL", "memory": "OFF"}[self.durability]
         try:
+            self._db = await aiosqlite.connect(str(self.path), isolation_level=None)
             await self.run(lambda c: self._init(c, sync))
+            if on_disk:
+                self._identity = identity(self.path)
         except BaseException:
             # The connection's thread is not a daemon: left open, it would keep the
             # process from exiting after the error is reported.
-            await self._db.close()
-            self._db = None
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
+            self._unlock()
             raise
 
     def _init(self, conn: sqlite3.Connection, sync: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={sync}")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise OSError(
@@ -229,15 +281,61 @@ class Store:
             c.webhook_state[wid] = (bool(disabled), failures)
 
     async def close(self) -> None:
-        """Flush what is queued, then close the connection."""
+        """Flush what is queued, then close the connection.
+
+        Writes still failing are given up (and logged): what they carried is either still
+        in the store (a batch's items, a delivery not yet marked done) or was never
+        acknowledged, so the next start takes it up again.
+        """
         if self._db is None:
+            self._unlock()
             return
         self._closing = True
-        if self._ops:
+        if self._ops and not self.failures:  # when failing, the writer has just tried
             await self._flush()
-        await self.run(lambda c: c.in_transaction and c.execute("COMMIT"))
+        if self._ops:
+            log.error("store_writes_abandoned", operations=len(self._ops), failures=self.failures)
+            for op in self._ops:
+                if op.future is not None and not op.future.done():
+                    op.future.set_exception(StorageLost("hookd stopped before this write could be made"))
+            self._ops.clear()
+        try:
+            await self.run(lambda c: c.in_transaction and c.execute("COMMIT"))
+        except Exception as exc:  # a full disk under durability = "memory": say so, still close
+            log.error("store_commit_failed", error=str(exc))
         await self._db.close()
         self._db = None
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            release_lock(self._lock)
+            self._lock = None
+
+    async def watch(self) -> None:
+        """Check every few seconds that the file at the path is still the one open (runs until
+        cancelled, or until the file is gone: nothing brings it back but a restart)."""
+        if self._identity is None:
+            return
+        while not self.lost:
+            await self._clock.sleep(WATCH_SECONDS)
+            if self._moved():
+                self._lose()
+
+    def _moved(self) -> bool:
+        """True when the path no longer names the file opened (deleted, or replaced)."""
+        if self._identity is None:
+            return False
+        try:
+            return identity(self.path) != self._identity
+        except OSError:  # cannot tell (a permission changed): not proof of a lost file
+            return False
+
+    def _lose(self) -> None:
+        if not self.lost:
+            self.lost = True
+            hint = "the database file was deleted or replaced; restart hookd"
+            log.error("storage_lost", path=str(self.path), hint=hint)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the connection thread (reads, and start-up work)."""
@@ -250,10 +348,16 @@ class Store:
 
     # -- the writer --------------------------------------------------------------------
 
-    def submit(self, fn: Callable[[sqlite3.Connection], Any], wait: bool = False) -> asyncio.Future[Any] | None:
-        """Queue a write; with ``wait``, a future resolved after its commit."""
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], Any], wait: bool = False, keep: bool = True
+    ) -> asyncio.Future[Any] | None:
+        """Queue a write; with ``wait``, a future resolved after its commit.
+
+        A ``keep`` write that fails for a passing reason is tried again until it lands;
+        otherwise its future gets the error.
+        """
         fut = asyncio.get_running_loop().create_future() if wait else None
-        self._ops.append(_Op(fn, fut))
+        self._ops.append(_Op(fn, fut, keep))
         self._wake.set()
         if wait:
             self._urgent.set()
@@ -266,6 +370,8 @@ class Store:
         waits for (attempt outcomes, new batch deliveries) may wait up to
         ``LINGER_SECONDS`` for company: small commits each rewrite whole WAL pages, and
         one commit per delivery cost more than the delivery itself (bench/ profiles).
+        After a failed try the kept writes wait ``backoff`` (on the injected clock), or
+        until an ingest comes, whose client should not wait that long for its answer.
         """
         try:
             while True:
@@ -278,13 +384,17 @@ class Store:
                 self._urgent.clear()
                 if self._ops:
                     await self._flush()
+                if self.failures and self._ops:
+                    await _first(self._clock.sleep(backoff(self.failures)), self._urgent.wait())
+                    self._wake.set()
         finally:
+            # One last try; close() gives up what still fails rather than hold the stop.
             if self._ops and self._db is not None:
                 await asyncio.shield(self._flush())
 
     async def drain(self) -> None:
-        """Wait until everything queued so far is committed."""
-        if self._ops:
+        """Wait until everything queued so far (and the flush under way) is committed."""
+        if self._ops or self._inflight:
             fut = self.submit(lambda c: None, wait=True)
             assert fut is not None
             await fut
@@ -292,30 +402,93 @@ class Store:
     async def _flush(self) -> None:
         ops = list(self._ops)
         self._ops.clear()
+        self._inflight = ops
         try:
-            results = await self.run(lambda c: self._apply(c, ops))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # One bad write must not take the others down with it: try each alone.
-            log.error("store_write_failed", error=str(exc), operations=len(ops))
-            try:
-                outcomes = await self.run(lambda c: self._apply_each(c, ops))
-            except Exception as again:
-                outcomes = [(False, again)] * len(ops)
-            for op, (ok, value) in zip(ops, outcomes, strict=True):
-                if not ok:
-                    log.error("store_write_dropped", error=str(value))
-                if op.future is not None and not op.future.done():
-                    if ok:
-                        op.future.set_result(value)
-                    else:
-                        op.future.set_exception(value)
-            return
+            job, cancelled = await _finish(self.run(lambda c: self._commit(c, ops)))
+            exc = job.exception()
+            if exc is None:
+                results, moved = job.result()
+                self._landed(ops, results, moved)
+            elif transient(exc):
+                self._retry(exc, ops)
+            elif cancelled:  # no time to sort the good from the bad: close() reports them
+                self._ops.extendleft(reversed(ops))
+            else:
+                cancelled = await self._flush_each(ops, exc)
+        finally:
+            self._inflight = []
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _flush_each(self, ops: list[_Op], exc: BaseException) -> bool:
+        # One bad write must not take the others down with it: try each alone.
+        log.error("store_write_failed", error=str(exc), operations=len(ops))
+        job, cancelled = await _finish(self.run(lambda c: self._commit_each(c, ops)))
+        error = job.exception()
+        outcomes, moved = job.result() if error is None else ([(False, error)] * len(ops), False)
+        if moved:
+            self._lose()
+        kept: list[_Op] = []
+        for op, (ok, value) in zip(ops, outcomes, strict=True):
+            if not ok and op.keep and transient(value):
+                kept.append(op)
+                continue
+            if not ok:
+                log.error("store_write_dropped", error=str(value))
+            if op.future is not None and not op.future.done():
+                if ok:
+                    op.future.set_result(value)
+                else:
+                    op.future.set_exception(value)
+        if kept:
+            self._retry(next(v for ok, v in outcomes if not ok and transient(v)), kept)
+        elif self.failures and any(ok for ok, _ in outcomes):
+            self._recovered()
+        return cancelled
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> tuple[list[Any], bool]:
+        """On the connection thread: apply ``ops`` in one transaction, then check the file
+        (one stat per group commit, so an acknowledgement never goes out of a deleted file)."""
+        return self._apply(conn, ops), self._moved()
+
+    def _commit_each(self, conn: sqlite3.Connection, ops: list[_Op]) -> tuple[list[tuple[bool, Any]], bool]:
+        return self._apply_each(conn, ops), self._moved()
+
+    def _landed(self, ops: list[_Op], results: list[Any], moved: bool) -> None:
         self.flushes += 1
+        if self.failures:
+            self._recovered()
+        if self._commit_error is not None:
+            error, still_open = self._commit_error
+            log.error("store_commit_failed", error=error, retried_at_next_flush=still_open)
+            self._commit_error = None
+        if moved:
+            self._lose()
         for op, result in zip(ops, results, strict=True):
             if op.future is not None and not op.future.done():
-                op.future.set_result(result)
+                if moved and not op.keep:  # an ingest: no 202 for work committed into a deleted file
+                    op.future.set_exception(StorageLost(f"{self.path} was deleted or replaced"))
+                else:
+                    op.future.set_result(result)
+
+    def _retry(self, exc: BaseException, ops: list[_Op]) -> None:
+        """Fail what its waiter answers for itself; put the rest back at the head of the queue."""
+        self.failures += 1
+        kept = [op for op in ops if op.keep]
+        if self.failures == 1:  # once per streak: a held lock fails every try alike
+            self._failing_since = time.monotonic()
+            log.error("store_write_failed", error=str(exc), operations=len(ops), retrying=len(kept))
+        for op in ops:
+            if not op.keep and op.future is not None and not op.future.done():
+                op.future.set_exception(exc)
+        self._ops.extendleft(reversed(kept))
+
+    def _recovered(self) -> None:
+        log.info(
+            "store_write_recovered", failures=self.failures,
+            seconds=round(time.monotonic() - self._failing_since, 3),
+        )  # fmt: skip
+        self.failures = 0
 
     def _apply_each(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
         out: list[tuple[bool, Any]] = []
@@ -331,26 +504,41 @@ class Store:
             conn.execute("BEGIN")
             try:
                 results = [op.fn(conn) for op in ops]
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) can leave the transaction open, and every
+                # later BEGIN would fail on it.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return results
         # durability = "memory": one long transaction, committed now and then and at a
         # clean stop; a savepoint per flush keeps a failed flush from undoing the others.
-        if not conn.in_transaction:
+        fresh = not conn.in_transaction
+        if fresh:
             conn.execute("BEGIN")
             self._began = time.monotonic()
         conn.execute("SAVEPOINT flush")
         try:
             results = [op.fn(conn) for op in ops]
         except BaseException:
-            conn.execute("ROLLBACK TO flush")
-            conn.execute("RELEASE flush")
+            if fresh and conn.in_transaction:
+                # Nothing else is in it, and a transaction that read before it failed to
+                # write keeps a stale snapshot that no retry inside it could get past.
+                conn.execute("ROLLBACK")
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK TO flush")
+                conn.execute("RELEASE flush")
             raise
         conn.execute("RELEASE flush")
         if self._closing or time.monotonic() - self._began >= MEMORY_COMMIT_SECONDS:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # The flush's writes are in the open transaction: trying them again would
+                # make them twice. The commit is tried again at the next flush (unless
+                # SQLite rolled the transaction back, which the log then says).
+                self._commit_error = (str(exc), conn.in_transaction)
         return results
 
     # -- writes ------------------------------------------------------------------------
@@ -378,6 +566,9 @@ class Store:
         so the work of a duplicate is dropped inside the same transaction that found it.
         """
 
+        if self.lost:
+            raise StorageLost(f"{self.path} was deleted or replaced")
+
         def apply(conn: sqlite3.Connection) -> set[int]:
             dupes = find_duplicates(conn, occurrences)
             fresh = [o.id for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
@@ -395,7 +586,8 @@ class Store:
                 conn.execute(INSERT_CHUNKS, packed.params())
             return dupes
 
-        fut = self.submit(apply, wait=True)
+        # Not kept: the client is answered 503 and sends again, rather than wait.
+        fut = self.submit(apply, wait=True, keep=False)
         assert fut is not None
         result: set[int] = await fut
         return result
@@ -422,8 +614,8 @@ class Store:
             op.taken.setdefault(item.seq, []).append(item.pos)
         return fut
 
-    def record(self, o: Outcome) -> None:
-        """Log an attempt and the delivery's new state."""
+    def record(self, o: Outcome) -> asyncio.Future[Any]:
+        """Log an attempt and the delivery's new state; the future resolves once that is committed."""
         d = o.delivery
         final = o.state in ("succeeded", "failed")
         request = orjson.dumps(o.request) if o.request is not None else None
@@ -437,12 +629,16 @@ class Store:
         # Outcomes queued back to back share one op. Only the queue's tail is joined: an
         # outcome must never be applied ahead of its delivery's insert.
         tail = self._ops[-1] if self._ops else None
-        if tail is not None and isinstance(tail.fn, _Outcomes):
+        if tail is not None and isinstance(tail.fn, _Outcomes) and tail.future is not None:
             tail.fn.add(attempt, d.seq, update)
-        else:
-            op = _Outcomes()
-            op.add(attempt, d.seq, update)
-            self.submit(op)
+            return tail.future
+        op = _Outcomes()
+        op.add(attempt, d.seq, update)
+        # A future nobody hurries: outcomes still linger for company (see writer).
+        fut = asyncio.get_running_loop().create_future()
+        self._ops.append(_Op(op, fut))
+        self._wake.set()
+        return fut
 
     def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
         """Persist a webhook's auto-disable state and failure streak."""
@@ -491,9 +687,19 @@ class Store:
             )
             return len(seqs)
 
-        fut = self.submit(apply, wait=True)
+        fut = self.submit(apply, wait=True, keep=False)  # the next round prunes what this one could not
         assert fut is not None
         return fut
+
+    def unsaved(self) -> dict[int, str]:
+        """New deliveries (flushed batches, resends) queued or being written but not yet
+        committed, as delivery seq → webhook id: the log counts them as pending meanwhile."""
+        out: dict[int, str] = {}
+        for op in itertools.chain(self._inflight, self._ops):
+            if isinstance(op.fn, _NewDeliveries):
+                for row in op.fn.rows.rows:  # the fields of add_delivery_row
+                    out[row[0]] = row[3]
+        return out
 
     # -- reads -------------------------------------------------------------------------
 
@@ -618,3 +824,29 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
         else:
             seen.add(o.id)
     return dupes
+
+
+async def _finish(aw: Awaitable[T]) -> tuple[asyncio.Future[T], bool]:
+    """Await ``aw`` to its end even when cancelled meanwhile; return it (done) and whether
+    cancellation came. The connection thread finishes a flush whatever happens here: the
+    writer must learn how it ended before it goes, or its writes are lost or made twice."""
+    job = asyncio.ensure_future(aw)
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:  # read from the job by the caller
+            break
+    return job, cancelled
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Wait until one of ``aws`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -34,7 +34,15 @@ class LogReader:
         self._store = store
 
     async def counts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Deliveries per webhook (of ``webhook_ids``) and state."""
+        """Deliveries per webhook (of ``webhook_ids``) and state.
+
+        New deliveries whose row is not committed yet (a write waiting for the lock, a
+        full disk) count as pending: they are, and they are sent once their row lands.
+        """
+        wanted = set(webhook_ids)
+        # Taken before the read, and only those the read does not find count: a row that
+        # lands in between is counted once.
+        unsaved = {seq: wid for seq, wid in self._store.unsaved().items() if wid in wanted}
 
         def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
             out: dict[str, dict[str, int]] = {}
@@ -45,6 +53,14 @@ class LogReader:
                 list(webhook_ids),
             ):
                 out.setdefault(wid, {})[state] = n
+            if unsaved:
+                found = conn.execute(
+                    "SELECT seq FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(list(unsaved)),),
+                )
+                for seq in unsaved.keys() - {r[0] for r in found}:
+                    counts = out.setdefault(unsaved[seq], {})
+                    counts["pending"] = counts.get("pending", 0) + 1
             return out
 
         return await self._store.run(read)
