@@ -29,6 +29,9 @@ from pydantic import (
     model_validator,
 )
 
+from hookd.redact import redact_url, shown_url
+from hookd.signing import secret_key
+
 # Keys every item body carries (SPEC §4); a custom field may not shadow one.
 ENVELOPE_KEYS = frozenset({"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"})
 OPERATORS = (
@@ -635,21 +638,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret (base64 after the prefix), as Standard Webhooks has it."""
-    import base64
-    import binascii
-
-    body = secret.removeprefix("whsec_")
-    try:
-        key = base64.b64decode(body, validate=True)
-    except binascii.Error:
-        raise ValueError("secret must be 'whsec_' followed by base64 (see `hookd secret`)") from None
-    if len(key) < 16:
-        raise ValueError("secret is too short: use at least 16 random bytes (see `hookd secret`)")
-    return key
-
-
 def summary(config: Config) -> Mapping[str, Any]:
     """What ``hookd check`` prints about a valid file."""
     return {
@@ -667,44 +655,6 @@ def summary(config: Config) -> Mapping[str, Any]:
             for w in config.webhooks
         ],
     }
-
-
-# Header and query-parameter names that carry credentials, masked wherever shown or logged.
-CREDENTIAL_NAME = re.compile(r"auth|token|key|secret|pass|cookie|session|sig(?!nature$)", re.IGNORECASE)
-
-
-def is_credential(name: str) -> bool:
-    """True for names such as Authorization, X-Api-Key, access_token (not webhook-signature)."""
-    return bool(CREDENTIAL_NAME.search(name)) and not name.lower().startswith("webhook-")
-
-
-def redact_url(url: str) -> str:
-    """The URL without any ``user:password@`` part, credential-like query values as ``***``."""
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        # Host and port as written: the part after the last @ (a password may hold an @).
-        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-    if parts.query:
-        from urllib.parse import parse_qsl, urlencode
-
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        parts = parts._replace(query=urlencode([(k, "***" if is_credential(k) else v) for k, v in pairs], safe="*"))
-    return parts.geturl()
-
-
-def shown_url(url: str) -> str:
-    """``url`` as an error message may echo it: redacted, and, where it does not parse as
-    ``scheme://user:password@host``, everything before its last ``@`` masked too."""
-    try:
-        shown = redact_url(url)
-    except ValueError:
-        shown = url
-    if "@" in shown:
-        scheme, sep, rest = shown.partition("://")
-        if not sep:
-            scheme, rest = "", shown
-        shown = f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-    return shown
 
 
 def inline_secrets(path: Path) -> list[str]:

@@ -20,11 +20,12 @@ from urllib.parse import urlencode
 import structlog
 
 from hookd.clock import Clock, Timer
-from hookd.config import Config, Webhook, redact_url
+from hookd.config import Config, Webhook
 from hookd.http import Response, Sender
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
+from hookd.redact import redact_url
 from hookd.retry import decide, parse_retry_after
 from hookd.store import Outcome, Store
 
