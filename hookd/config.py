@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from hookd.redact import redact_url, shown_url
+from hookd.redact import shown_url
 from hookd.signing import secret_key
 
 # Keys every item body carries (SPEC §4); a custom field may not shadow one.
@@ -636,25 +636,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def summary(config: Config) -> Mapping[str, Any]:
-    """What ``hookd check`` prints about a valid file."""
-    return {
-        "listen": config.server.listen,
-        "storage": str(config.storage.path),
-        "durability": config.storage.durability,
-        "webhooks": [
-            {
-                "id": w.id,
-                "url": redact_url(w.url),
-                "enabled": w.enabled,
-                "events": [t.on for t in w.events],
-                "batching": w.batching,
-            }
-            for w in config.webhooks
-        ],
-    }
 
 
 def inline_secrets(path: Path) -> list[str]:
