@@ -11,10 +11,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hookd.config import Config, Webhook, redact_url
+from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory, format_timestamp
+from hookd.redact import redact_url
 from hookd.responses import error, json_response
 from hookd.store import LogReader, Store
 

@@ -12,8 +12,12 @@ import re
 import secrets
 import sys
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hookd.config import Config
 
 DEFAULT_CONFIG = "/etc/hookd/hookd.toml"
 
@@ -108,7 +112,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     environment) is a warning, read for real when the daemon starts; ``--strict`` makes it
     an error.
     """
-    from hookd.config import Config, ConfigError, summary
+    from hookd.config import Config, ConfigError
 
     path = _config_path(args)
     unread: list[str] = []
@@ -130,6 +134,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         state = "enabled" if w["enabled"] else "disabled"
         print(f"    {w['id']:<20} {state:<9} {w['batching']:<16} {w['url']}  on {', '.join(w['events'])}")
     return 0
+
+
+def summary(config: Config) -> Mapping[str, Any]:
+    """What ``hookd check`` prints about a valid file."""
+    from hookd.redact import redact_url
+
+    return {
+        "listen": config.server.listen,
+        "storage": str(config.storage.path),
+        "durability": config.storage.durability,
+        "webhooks": [
+            {
+                "id": w.id,
+                "url": redact_url(w.url),
+                "enabled": w.enabled,
+                "events": [t.on for t in w.events],
+                "batching": w.batching,
+            }
+            for w in config.webhooks
+        ],
+    }
 
 
 def _report_unread(path: Path, unread: list[str], strict: bool) -> None:

@@ -21,11 +21,12 @@ from urllib.parse import urlencode
 import structlog
 
 from hookd.clock import Clock, Timer
-from hookd.config import Config, Webhook, redact_url
+from hookd.config import Config, Webhook
 from hookd.http import Response, Sender
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
+from hookd.redact import redact_url
 from hookd.retry import decide, parse_retry_after
 from hookd.store import Outcome, Store
 
@@ -274,7 +275,7 @@ class Dispatcher:
         saved.add_done_callback(functools.partial(self._saved, d, state))
         self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
         # A delivery failed for good needs an operator's look; one to be retried not yet.
-        (log.warning if d.state == "failed" else log.info)(
+        (log.warning if state == "failed" else log.info)(
             "attempt",
             webhook=lane.webhook_id,
             delivery=d.id,

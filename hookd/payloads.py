@@ -1,4 +1,4 @@
-"""Payload shaping, request headers and Standard Webhooks signatures.
+"""Payload shaping and request headers, signed with :mod:`hookd.signing`.
 
 Each item's body is encoded to bytes once, when it is routed; a batch body is those
 bytes joined, so nothing is encoded twice and the signature covers exactly what is sent.
@@ -7,17 +7,17 @@ bytes joined, so nothing is encoded twice and the signature covers exactly what 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from hookd import __version__
-from hookd.config import ENVELOPE_KEYS, Webhook, is_credential, secret_key
+from hookd.config import ENVELOPE_KEYS, Webhook
 from hookd.models import Occurrence
-from hookd.router import MISSING, getter, is_select
+from hookd.paths import MISSING, getter, is_select
+from hookd.redact import redact_headers
+from hookd.signing import secret_key, sign
 
 USER_AGENT = f"hookd/{__version__}"
 
@@ -92,12 +92,6 @@ def query_params(body: bytes) -> dict[str, str]:
     return out
 
 
-def sign(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: ``v1,<base64>`` per key, space-separated."""
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return " ".join("v1," + base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()).decode() for k in keys)
-
-
 class RequestShape:
     """What a webhook's requests share: method, URL, fixed headers, signing keys."""
 
@@ -133,16 +127,5 @@ class RequestShape:
 
     def redacted(self, headers: dict[str, str]) -> dict[str, str]:
         """Headers as the delivery log keeps them: credentials replaced by ``***``."""
-        return {k: ("***" if k.lower() in self.secret_headers or is_credential(k) else v) for k, v in headers.items()}
+        return redact_headers(headers, self.secret_headers)
 
-
-def verify(secrets: Sequence[str], message_id: str, timestamp: str, body: bytes, header: str) -> bool:
-    """True when any ``v1`` signature in ``header`` matches any of ``secrets``."""
-    try:
-        ts = int(timestamp)
-        keys = [secret_key(s) for s in secrets]
-    except ValueError:
-        return False
-    expected = sign(keys, message_id, ts, body).split(" ")
-    given = header.split(" ")
-    return any(hmac.compare_digest(e, g) for e in expected for g in given)

@@ -13,8 +13,8 @@ from typing import Any
 
 from hookd.config import Condition, Trigger, Webhook
 from hookd.models import Occurrence
+from hookd.paths import MISSING, getter, is_select
 
-MISSING: Any = object()
 _CACHE_LIMIT = 10_000  # event names are few; the bound keeps hostile input from growing it
 
 Predicate = Callable[[Occurrence], bool]
@@ -33,32 +33,6 @@ def pattern_matches(pattern: str, event: str) -> bool:
     elif len(e) != len(p):
         return False
     return all(a in ("*", b) for a, b in zip(p, e, strict=True))
-
-
-def getter(path: str) -> Callable[[Occurrence], Any]:
-    """A function reading a dotted path (``object.status.id``) from an occurrence."""
-    root, *rest = path.split(".")
-    keys = tuple(rest)
-
-    def get(occ: Occurrence) -> Any:
-        value: Any = getattr(occ, root)
-        for key in keys:
-            if type(value) is dict:
-                value = value.get(key, MISSING)
-            elif type(value) is list and key.isdigit() and int(key) < len(value):
-                value = value[int(key)]
-            else:
-                return MISSING
-            if value is MISSING:
-                return MISSING
-        return value
-
-    return get
-
-
-def is_select(value: Any) -> bool:
-    """A single-select field: an object with ``id`` and ``display``."""
-    return type(value) is dict and "id" in value and "display" in value
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import tracemalloc
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from standardwebhooks.webhooks import Webhook as SW
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookd import __version__
-from hookd.config import ENVELOPE_KEYS, Config, Webhook, secret_key
+from hookd.config import ENVELOPE_KEYS, Config, Webhook
 from hookd.models import IdFactory, Occurrence, validate_events
-from hookd.payloads import PayloadBuilder, RequestShape, batch_body, query_params, sign, verify
+from hookd.payloads import PayloadBuilder, RequestShape, batch_body, query_params
+from hookd.signing import secret_key, sign, verify
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET2 = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -453,17 +455,29 @@ def test_redacted_is_case_insensitive() -> None:
 
 
 def test_verify_helper() -> None:
-    """verify() accepts a matching signature for any of the secrets and refuses everything else."""
+    """verify() accepts a matching signature for any of the keys and refuses everything else."""
     body = b'{"a":1}'
-    header = sign([secret_key(SECRET)], "msg_v", 1_800_000_000, body)
-    assert verify([SECRET], "msg_v", "1800000000", body, header)
-    assert verify([SECRET2, SECRET], "msg_v", "1800000000", body, header)
-    assert verify([SECRET], "msg_v", "1800000000", body, "v1,bm9wZQ== " + header)
-    assert not verify([SECRET2], "msg_v", "1800000000", body, header)
-    assert not verify([SECRET], "msg_v", "1800000001", body, header)
-    assert not verify([SECRET], "msg_w", "1800000000", body, header)
-    assert not verify([SECRET], "msg_v", "1800000000", b'{"a":2}', header)
-    assert not verify([SECRET], "msg_v", "not-a-number", body, header)
-    assert not verify(["whsec_!!!"], "msg_v", "1800000000", body, header)
-    assert not verify([SECRET], "msg_v", "1800000000", body, "")
-    assert not verify([SECRET], "msg_v", "1800000000", body, header.removeprefix("v1,"))
+    key, key2 = secret_key(SECRET), secret_key(SECRET2)
+    header = sign([key], "msg_v", 1_800_000_000, body)
+    assert verify([key], "msg_v", "1800000000", body, header)
+    assert verify([key2, key], "msg_v", "1800000000", body, header)
+    assert verify([key], "msg_v", "1800000000", body, "v1,bm9wZQ== " + header)
+    assert not verify([key2], "msg_v", "1800000000", body, header)
+    assert not verify([], "msg_v", "1800000000", body, header)
+    assert not verify([key], "msg_v", "1800000001", body, header)
+    assert not verify([key], "msg_w", "1800000000", body, header)
+    assert not verify([key], "msg_v", "1800000000", b'{"a":2}', header)
+    assert not verify([key], "msg_v", "not-a-number", body, header)
+    assert not verify([key], "msg_v", "1800000000", body, "")
+    assert not verify([key], "msg_v", "1800000000", body, header.removeprefix("v1,"))
+    with pytest.raises(ValueError, match="base64"):
+        secret_key("whsec_!!!")
+
+
+def test_verify_accepts_the_reference_library_signature() -> None:
+    """verify() accepts what the standardwebhooks library signs, so both sides follow the standard, not each other."""
+    body = b'{"a":1}'
+    when = datetime.fromtimestamp(1_800_000_000, tz=UTC)
+    header = SW(SECRET).sign("msg_ref", when, body.decode())
+    assert verify([secret_key(SECRET)], "msg_ref", "1800000000", body, header)
+    assert not verify([secret_key(SECRET2)], "msg_ref", "1800000000", body, header)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from test_batcher import running_store
 
-from hookd.config import redact_url
 from hookd.models import Delivery, IdFactory
 from hookd.payloads import RequestShape, query_params
+from hookd.redact import redact_url
 from tests.conftest import Daemon, Receiver, ev, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]

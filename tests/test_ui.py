@@ -287,7 +287,7 @@ async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Ca
         index = await (await s.get(daemon.url + "/ui/index.html")).read()
         assert b'<script type="module" src="main.js"></script>' in index
         for raw in ("/ui/__init__.py", "/ui/..%2f__init__.py", "/ui/%2e%2e/api.py", "/ui/..%2F..%2Fpyproject.toml",
-                    "/ui/%2e%2e%2fconfig.py", "/ui/nope.js", "/ui/app.js"):  # fmt: skip
+                    "/ui/%2e%2e%2fconfig%2fload.py", "/ui/nope.js", "/ui/app.js"):  # fmt: skip
             async with s.get(URL(daemon.url + raw, encoded=True)) as r:
                 assert r.status == 404, raw
                 assert b"import" not in await r.read()

@@ -1,0 +1,56 @@
+"""The configuration file: TOML, validated into one frozen pydantic model tree.
+
+``models`` holds the tables, ``load`` the root ``Config`` with reading, error lines and
+reload, ``references`` the ``env:``/``file:`` secrets; each imports only the ones before it.
+"""
+
+from hookd.config.load import Config, ConfigError, field_names, format_errors, key_path, load_server, reload_config
+from hookd.config.models import (
+    ENVELOPE_KEYS,
+    OPERATORS,
+    Auth,
+    BasicAuth,
+    BatchingConfig,
+    BearerAuth,
+    Condition,
+    CustomField,
+    DeliveryConfig,
+    HeaderAuth,
+    NoAuth,
+    ServerConfig,
+    StorageConfig,
+    Trigger,
+    Webhook,
+    is_loopback,
+    split_listen,
+)
+from hookd.config.references import inline_secrets, resolve_secret
+
+__all__ = [
+    "ENVELOPE_KEYS",
+    "OPERATORS",
+    "Auth",
+    "BasicAuth",
+    "BatchingConfig",
+    "BearerAuth",
+    "Condition",
+    "Config",
+    "ConfigError",
+    "CustomField",
+    "DeliveryConfig",
+    "HeaderAuth",
+    "NoAuth",
+    "ServerConfig",
+    "StorageConfig",
+    "Trigger",
+    "Webhook",
+    "field_names",
+    "format_errors",
+    "inline_secrets",
+    "is_loopback",
+    "key_path",
+    "load_server",
+    "reload_config",
+    "resolve_secret",
+    "split_listen",
+]

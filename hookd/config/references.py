@@ -1,0 +1,112 @@
+"""Secret references in the configuration: ``env:NAME`` and ``file:PATH`` values.
+
+They resolve while the file is validated; ``hookd check`` may instead defer the ones it
+cannot read here (a systemd credential, the service's environment) and say so, and the
+daemon warns about secrets written inline in a file others can read.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationInfo
+
+# Stands in for a signing secret `hookd check` cannot read: 16 zero bytes, a valid key.
+_UNREAD_KEY = "whsec_AAAAAAAAAAAAAAAAAAAAAA=="
+
+# The folder of the file being loaded, so `file:` references resolve against it
+# without threading a parameter through every validator.
+_base_dir: ContextVar[Path | None] = ContextVar("hookd_config_dir", default=None)
+
+
+def resolve_secret(raw: str) -> str:
+    """Expand an ``env:NAME`` or ``file:PATH`` reference; any other value is literal."""
+    if raw.startswith("env:"):
+        name = raw[4:]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name!r} is not set")
+        return os.environ[name]
+    if raw.startswith("file:"):
+        path = (_base_dir.get() or Path.cwd()) / raw[5:]
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    return raw
+
+
+def _resolved(info: ValidationInfo) -> bool:
+    # A reload validates an already loaded config again: its values are no longer references.
+    return bool(info.context and info.context.get("resolved"))
+
+
+def _secret(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, str) and not _resolved(info):
+        return resolve_secret(value)
+    return value
+
+
+def _secrets(value: Any, info: ValidationInfo) -> Any:
+    return [_secret(v, info) for v in value] if isinstance(value, list) else value
+
+
+def _defer_unreadable(data: dict[str, Any]) -> list[str]:
+    """Swap each ``env:``/``file:`` secret that cannot be read here for a placeholder; say which."""
+    notes = []
+    for key, container, slot in _secret_slots(data):
+        raw = container[slot]
+        if not isinstance(raw, str) or not raw.startswith(("env:", "file:")):
+            continue
+        try:
+            resolve_secret(raw)
+        except ValueError:
+            if raw.startswith("env:"):
+                where = f"environment variable {raw[4:]} is not set here"
+            else:
+                where = f"file {(_base_dir.get() or Path.cwd()) / raw[5:]} cannot be read here"
+            notes.append(f"{key}: {where}; it will be read when the daemon starts")
+            container[slot] = _UNREAD_KEY if ".secret[" in key else "unread"
+    return notes
+
+
+def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
+    """Where the raw TOML data holds secrets: (key path, container, key or index) for each."""
+    if not isinstance(data, dict):
+        return []
+    slots: list[tuple[str, Any, Any]] = []
+    server = data.get("server")
+    tokens = server.get("tokens") if isinstance(server, dict) else None
+    if isinstance(tokens, list):
+        slots += [(f"server.tokens[{i}]", tokens, i) for i in range(len(tokens))]
+    webhooks = data.get("webhooks")
+    for i, w in enumerate(webhooks if isinstance(webhooks, list) else []):
+        if not isinstance(w, dict):
+            continue
+        secret = w.get("secret")
+        if isinstance(secret, list):
+            slots += [(f"webhooks[{i}].secret[{j}]", secret, j) for j in range(len(secret))]
+        elif secret is not None:
+            slots.append((f"webhooks[{i}].secret[0]", w, "secret"))
+        auth = w.get("auth")
+        if isinstance(auth, dict):
+            slots += [(f"webhooks[{i}].auth.{k}", auth, k) for k in ("password", "token", "value") if k in auth]
+        marked = w.get("secret_headers")
+        headers = w.get("headers")
+        if isinstance(marked, list) and isinstance(headers, dict):
+            names = {n.lower() for n in marked if isinstance(n, str)}
+            slots += [(f"webhooks[{i}].headers.{h}", headers, h) for h in headers if h.lower() in names]
+    return slots
+
+
+def inline_secrets(path: Path) -> list[str]:
+    """Key paths of secrets written inline (not ``env:`` or ``file:``) in a config file."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [
+        key
+        for key, container, slot in _secret_slots(data)
+        if isinstance(container[slot], str) and not container[slot].startswith(("env:", "file:"))
+    ]
