@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from hookd.config import Config, ConfigError
+from hookd.config import Config, ConfigError, reload_config
 
 HOOKD = str(Path(sys.executable).with_name("hookd"))
 REPO = Path(__file__).resolve().parent.parent
@@ -735,3 +735,15 @@ async def test_reload_keeps_restart_keys_and_applies_the_rest(
     (got,) = await receiver.wait_for(1, "/b")
     assert got.headers["Authorization"] == "Bearer b-token"
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_reload_keeps_the_running_client_timeout(tmp_path: Path) -> None:
+    """client_timeout_seconds is set on the listener at start, so a reload keeps the running value and says so."""
+    path = tmp_path / "hookd.toml"
+    old = Config.parse(b"[server]\nclient_timeout_seconds = 30\n", path)
+    new = Config.parse(b"[server]\nclient_timeout_seconds = 0.5\nmax_body_bytes = 2048\n", path)
+    applied, kept = reload_config(new, old, path)
+    assert kept == ["server.client_timeout_seconds"]
+    assert applied.server.client_timeout_seconds == 30
+    assert applied.server.max_body_bytes == 2048
+    assert reload_config(old, old, path) == (old, [])

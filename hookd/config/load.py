@@ -96,27 +96,33 @@ def load_server(path: str | Path, deferred: list[str] | None = None) -> ServerCo
     return _validated({"server": data.get("server", {})}, path, deferred).server
 
 
+# Server keys read once, when the listener starts; a reload keeps their running values.
+RESTART_SERVER_KEYS = ("listen", "client_timeout_seconds")
+
+
 def reload_config(new: Config, old: Config, path: Path) -> tuple[Config, list[str]]:
     """The config a reload puts in force, and the keys in it that wait for a restart.
 
-    ``server.listen`` and ``storage`` keep their running values. The result is validated
+    ``server.listen``, ``server.client_timeout_seconds`` (the listener's timers are set
+    when it starts) and ``storage`` keep their running values. The result is validated
     again with every rule: old and new together (say, the old public listen with the new
     empty tokens) may be a combination that start-up refuses.
     """
     kept = []
-    if new.server.listen != old.server.listen:
-        kept.append("server.listen")
+    data = new.model_dump()
+    for key in RESTART_SERVER_KEYS:
+        if getattr(new.server, key) != getattr(old.server, key):
+            kept.append(f"server.{key}")
+            data["server"][key] = getattr(old.server, key)
     if new.storage != old.storage:
         kept.append("storage")
+        data["storage"] = old.storage.model_dump()
     if not kept:
         return new, kept
-    data = new.model_dump()
-    data["server"]["listen"] = old.server.listen
-    data["storage"] = old.storage.model_dump()
     try:
         return Config.model_validate(data, context={"resolved": True}), kept
     except ValidationError as exc:
-        running = [f"server.listen = {old.server.listen!r}" if k == "server.listen" else "[storage]" for k in kept]
+        running = [f"{k} = {getattr(old.server, k[7:])!r}" if k.startswith("server.") else "[storage]" for k in kept]
         note = f"(checked with the running {' and '.join(running)}: changing it needs a restart)"
         raise ConfigError(path, [*format_errors(exc), note]) from None
 
