@@ -118,3 +118,50 @@ async def test_in_memory_databases_take_no_lock(
 def _lock_files(*folders: Path) -> list[Path]:
     """Lock files in ``folders``."""
     return [p for f in folders for p in f.glob("*.lock")]
+
+
+# A separate process that takes the database's write lock, says so, and holds it until its stdin closes.
+HOLD_WRITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
+
+
+async def test_a_batch_meeting_another_process_write_lock_stays_pending_and_goes_out_after(
+    tmp_path: Path, receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+) -> None:
+    """While another process holds the write lock past the busy timeout, a closing batch stays visible as
+    pending and its write is retried; once the lock goes, the batch is committed and delivered, all items in it."""
+    import sys
+
+    hook = webhook("w", receiver.url + "/w", batching="any_event", batch_wait_seconds=0.3)
+    d = await daemon_factory(make_config([hook]))
+    code, _ = await d.send([ev(1), ev(2), ev(3)])
+    assert code == 202
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_WRITE_LOCK, str(tmp_path / "hookd.db"),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        failed = await d.wait_line("store_write_failed", timeout=20)
+        assert failed["level"] == "error"
+        code, view = await d.request("GET", "/v1/webhooks/w")
+        assert code == 200
+        assert view["counts"]["pending"] == 1, view
+        assert receiver.at("/w") == []
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        await holder.wait()
+    await d.wait_line("store_write_recovered", timeout=20)
+    (got,) = await receiver.wait_for(1, "/w")
+    assert [item["event_id"] for item in got.json()] == ["e1", "e2", "e3"]
+    (done,) = await d.wait_deliveries("w", 1, state="succeeded")
+    assert done["items"] == 3
+    assert await d.stop() == 0
