@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.conftest import HOOKD, SECRET, Daemon, Receiver, ev, stamped, webhook
+from tests.support import HOOKD, SECRET, Daemon, Receiver, ev, stamped, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 MakeConfig = Callable[..., Path]

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,10 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import SECRET, Daemon, Receiver, status, webhook
 from standardwebhooks.webhooks import Webhook
 
-HOOKD = str(Path(sys.executable).with_name("hookd"))
+from tests.support import HOOKD, SECRET, Daemon, Receiver, free_port, status, webhook
 
 MakeConfig = Callable[..., Path]
 Factory = Callable[..., Awaitable[Daemon]]
@@ -54,14 +52,6 @@ async def hookd(*args: str, stdin: bytes | None = None, env: dict[str, str] | No
 def ticket(eid: str, oid: int = 4242) -> dict[str, Any]:
     """A ``ticket.created`` event with id ``eid``."""
     return {"id": eid, "event": "ticket.created", "object": {"id": oid, "summary": "Printer on fire"}}
-
-
-def free_port() -> int:
-    """A port the kernel just handed out and released (for a config that must name one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def table_rows(out: str) -> list[list[str]]:

@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import SECRET, Daemon, Receiver, fail_first, hang, status, webhook
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import hookd
+from tests.support import SECRET, Daemon, Receiver, fail_first, hang, status, webhook
 
 SECRET2 = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 ENVELOPE = {"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"}

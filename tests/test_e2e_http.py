@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import HOOKD, Daemon, Receiver, webhook
+from tests.support import HOOKD, Daemon, Receiver, webhook
 
 MakeConfig = Callable[..., Path]
 Factory = Callable[..., Awaitable[Daemon]]

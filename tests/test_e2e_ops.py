@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.conftest import HOOKD, SECRET, Daemon, Receiver, webhook
+from tests.support import HOOKD, SECRET, Daemon, Receiver, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 

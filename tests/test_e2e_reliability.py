@@ -16,7 +16,7 @@ import pytest
 import tomli_w
 from aiohttp import web
 
-from tests.conftest import Daemon, Received, Receiver, ev, fail_first, hang, stamped, status, webhook
+from tests.support import Daemon, Received, Receiver, ev, fail_first, hang, stamped, status, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 MakeConfig = Callable[..., Path]

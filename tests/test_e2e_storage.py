@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import HOOKD, Daemon, Receiver, ev, webhook
+from tests.support import HOOKD, Daemon, Receiver, ev, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hookd.openapi import document
-from tests.conftest import SECRET, Daemon, Receiver, webhook
+from tests.support import SECRET, Daemon, Receiver, webhook
 
 ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
 

@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from test_batcher import running_store
 
 from hookd.config import redact_url
 from hookd.models import Delivery, IdFactory
 from hookd.payloads import RequestShape, query_params
-from tests.conftest import Daemon, Receiver, ev, webhook
+from tests.support import Daemon, Receiver, ev, running_store, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 

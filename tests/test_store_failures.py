@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from fakeclock import FakeClock
 from structlog.testing import capture_logs
 
 from hookd.app import App
@@ -22,7 +21,8 @@ from hookd.config import Config
 from hookd.models import Delivery, IdFactory, Occurrence
 from hookd.store import Outcome, StorageLost, Store
 from hookd.store.core import backoff, transient
-from tests.conftest import Daemon, Receiver, ev, webhook
+from tests.fakeclock import FakeClock
+from tests.support import Daemon, Receiver, ev, webhook
 
 BUSY = 0.1  # the store's busy timeout in these tests: a held lock fails a write fast
 

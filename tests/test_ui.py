@@ -20,7 +20,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import Daemon, Receiver, status, webhook
 from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -35,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from yarl import URL
 
 from hookd.ui import UI_DIR
+from tests.support import Daemon, Receiver, status, webhook
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
