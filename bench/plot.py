@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import matplotlib
 
@@ -28,7 +28,7 @@ def _missing(ax: Axes, what: str) -> None:
     ax.set_yticks([])
 
 
-def _ok(r: Any) -> bool:
+def _ok(r: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(r, dict) and "error" not in r
 
 

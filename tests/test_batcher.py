@@ -407,7 +407,7 @@ async def test_spooled_batch_keeps_no_items_in_memory(store: Store, clock: FakeC
 async def test_spooled_batch_flushes_on_poll_after_deadline(store: Store, clock: FakeClock) -> None:
     """A spooled batch leaves on the first poll at or after its deadline, its body read from SQLite in arrival order."""
     h = Harness(store, clock, webhooks(w=LONG))
-    items = []
+    items: list[Item] = []
     for _ in range(4):
         items.append(await h.feed("w", event=f"ticket.e{len(items)}"))
         clock.advance(50)

@@ -88,7 +88,7 @@ def assert_error(code: int, body: Any, status_: int, err_code: str) -> dict[str,
     assert code == status_, body
     assert isinstance(body, dict), body
     assert set(body) == {"error"}, body
-    err = body["error"]
+    err: dict[str, Any] = body["error"]
     assert set(err) == {"code", "message", "details"}, err
     assert err["code"] == err_code, err
     assert isinstance(err["message"], str), err
@@ -221,7 +221,7 @@ async def test_payload_event_only(receiver: Receiver, make_config: MakeConfig, a
 async def test_payload_custom_fields(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``custom`` sends one key per field: a single-select's display, or its id with send_id, and null for a missing
     source."""
-    fields = [
+    fields: list[dict[str, Any]] = [
         {"key": "status", "source": "object.status"},
         {"key": "status_id", "source": "object.status", "send_id": True},
         {"key": "summary", "source": "object.summary", "send_id": True},

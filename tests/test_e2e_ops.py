@@ -11,6 +11,8 @@ import socket
 import sqlite3
 from pathlib import Path
 
+from aiohttp import web
+
 from tests.support import HOOKD, SECRET, AppFactory, DaemonFactory, MakeConfig, Receiver, webhook
 
 
@@ -97,9 +99,7 @@ async def test_every_stdout_line_is_json_one_per_attempt_and_no_secret(
         assert {"delivery", "duration_ms", "outcome"} <= r.keys()
 
 
-async def _fail_once(request: object, n: int) -> object:
-    from aiohttp import web
-
+async def _fail_once(request: web.Request, n: int) -> web.StreamResponse:
     return web.Response(status=500 if n == 1 else 200)
 
 

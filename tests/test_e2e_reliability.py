@@ -389,7 +389,7 @@ async def test_sighup_reload_applies_a_valid_config(
     receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """SIGHUP adds webhooks and moves URLs for new events; a removed webhook's items wait until it is added back."""
-    batched = {"batching": "any_event", "batch_wait_seconds": 0.3}
+    batched: dict[str, Any] = {"batching": "any_event", "batch_wait_seconds": 0.3}
     c_hook = webhook("c", receiver.url + "/c", **batched)
     config = make_config([webhook("a", receiver.url + "/a1"), c_hook])
     d = await daemon_factory(config)

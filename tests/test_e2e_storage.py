@@ -28,6 +28,7 @@ async def run_to_exit(config: Path, timeout: float = 15.0) -> tuple[int, list[di
             proc.kill()
             with contextlib.suppress(Exception):
                 await proc.wait()
+    assert proc.returncode is not None
     return proc.returncode, [json.loads(line) for line in out.decode().splitlines()]
 
 

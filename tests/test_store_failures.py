@@ -8,7 +8,7 @@ import contextlib
 import re
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
             await asyncio.sleep(0.005)
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     """The captured log entries named ``name``."""
     return [e for e in logs if e["event"] == name]
 
