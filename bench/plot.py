@@ -32,7 +32,7 @@ def _ok(r: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(r, dict) and "error" not in r
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> None:  # noqa: C901 - one panel after another, each drawn if it ran
     """Draw the figures that ran; a benchmark that did not run leaves its panel marked."""
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     m = results["machine"]
