@@ -423,6 +423,7 @@ class InProcess(Client):
         self.logs.listeners.append(self)
         self.app = App(Config.load(self.config), self.config)
         self._task = self._loop.create_task(self.app.serve(shutdown_trigger=self._stop))
+        self._task.add_done_callback(lambda _: self._grown.set())  # stopped: waiters stop waiting for more
         ready = self._loop.create_task(self.app.ready.wait())
         try:
             await asyncio.wait([self._task, ready], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
