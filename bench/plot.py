@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import matplotlib
 
@@ -28,11 +28,11 @@ def _missing(ax: Axes, what: str) -> None:
     ax.set_yticks([])
 
 
-def _ok(r: Any) -> bool:
+def _ok(r: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(r, dict) and "error" not in r
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> None:  # noqa: C901 - one panel after another, each drawn if it ran
     """Draw the figures that ran; a benchmark that did not run leaves its panel marked."""
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     m = results["machine"]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -43,6 +43,8 @@ from harness import (
 
 CONCURRENCY = 64  # hookd's per_webhook_concurrency, and the bare client loop's
 POSTERS = 4  # concurrent ingest posters in the throughput benchmarks
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ async def timed_daemon_run(
         await d.stop()
 
 
-async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[Any]) -> Any:
+async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[T]) -> T:
     """Run ``work``; under ``--profile`` sample the daemon with py-spy meanwhile."""
     if not ctx.profile:
         return await work
@@ -193,7 +195,7 @@ async def client_loop(ctx: Ctx, ch: str, bodies: list[bytes]) -> float:
         await asyncio.gather(*(post_one(s, warm, bodies[i % len(bodies)], 200) for i in range(CONCURRENCY)))
         posted = await post_all(s, url, bodies, CONCURRENCY, status=200)
     st = await wait_channel(ctx.s, ctx.receiver, ch, len(bodies), 30, key="requests")
-    return len(bodies) / (st["last"] - posted.first)
+    return float(len(bodies) / (st["last"] - posted.first))
 
 
 async def unbatched(ctx: Ctx) -> dict[str, Any]:
@@ -285,7 +287,7 @@ async def latency(ctx: Ctx) -> dict[str, Any]:
         bare.proc.terminate()
         bare.proc.wait(10)
     out["bare"] = ceiling
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "delivering": {"batching": "per_occurrence"},
         "batched": {"batching": "any_event", "batch_wait_seconds": 1, "max_items_per_batch": 100},
     }

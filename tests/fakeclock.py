@@ -41,8 +41,13 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         """Wait until the clock is advanced past now + seconds."""
-        fut = asyncio.get_running_loop().create_future()
-        self.call_at(self.t + seconds, lambda: fut.done() or fut.set_result(None))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.call_at(self.t + seconds, wake)
         await fut
 
     def advance(self, seconds: float) -> int:

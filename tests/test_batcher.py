@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,12 +10,13 @@ from typing import Any
 
 import orjson
 import pytest
-from fakeclock import FakeClock
 
 from hookd.batcher import Batcher, OpenBatch, batch_key
 from hookd.config import Config, Webhook
 from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp
 from hookd.store import Store
+from tests.fakeclock import FakeClock
+from tests.support import running_store
 
 T0 = 1_800_000_000.0
 SPOOL_AFTER = 300.0
@@ -32,21 +32,6 @@ def webhooks(**modes: dict[str, Any]) -> tuple[Webhook, ...]:
             ]
         }
     ).webhooks
-
-
-@contextlib.asynccontextmanager
-async def running_store(path: Path) -> AsyncIterator[Store]:
-    """A real Store on ``path`` with its writer task, closed at the end."""
-    store = Store(path, "process")
-    await store.open()
-    writer = asyncio.get_running_loop().create_task(store.writer())
-    try:
-        yield store
-    finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-        await store.close()
 
 
 class Harness:
@@ -422,7 +407,7 @@ async def test_spooled_batch_keeps_no_items_in_memory(store: Store, clock: FakeC
 async def test_spooled_batch_flushes_on_poll_after_deadline(store: Store, clock: FakeClock) -> None:
     """A spooled batch leaves on the first poll at or after its deadline, its body read from SQLite in arrival order."""
     h = Harness(store, clock, webhooks(w=LONG))
-    items = []
+    items: list[Item] = []
     for _ in range(4):
         items.append(await h.feed("w", event=f"ticket.e{len(items)}"))
         clock.advance(50)

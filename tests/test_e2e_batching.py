@@ -1,5 +1,6 @@
-"""Batching end to end (SPEC §5): the real ``hookd run`` grouping items into deliveries
-on a real receiver, windows in real (short) time, and open batches surviving restarts."""
+"""Batching end to end (SPEC §5): an App in the test's loop grouping items into deliveries
+on a real receiver, windows in real (short) time; open batches surviving kill -9 and
+SIGTERM restarts of the real ``hookd run``."""
 
 from __future__ import annotations
 
@@ -7,17 +8,12 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.conftest import HOOKD, SECRET, Daemon, Receiver, ev, stamped, webhook
-
-DaemonFactory = Callable[..., Awaitable[Daemon]]
-MakeConfig = Callable[..., Path]
+from tests.support import HOOKD, SECRET, AppFactory, Client, DaemonFactory, MakeConfig, Receiver, ev, stamped, webhook
 
 # Two triggers, so same_event (key: trigger) and same_event_type (key: event type) differ.
 TRIGGERS = [{"id": "tickets", "on": "ticket.*"}, {"id": "actions", "on": "action.*"}]
@@ -28,7 +24,7 @@ def event_ids(body: list[dict[str, Any]]) -> list[str]:
     return [item["event_id"] for item in body]
 
 
-async def accept(d: Daemon, events: list[dict[str, Any]]) -> dict[str, Any]:
+async def accept(d: Client, events: list[dict[str, Any]]) -> dict[str, Any]:
     """POST events and insist on a 202."""
     code, body = await d.send(events)
     assert code == 202, body
@@ -44,10 +40,10 @@ async def accept(d: Daemon, events: list[dict[str, Any]]) -> dict[str, Any]:
     ],
 )
 async def test_each_mode_groups_items_by_its_key(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory, mode: str, expected: list[list[str]]
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory, mode: str, expected: list[list[str]]
 ) -> None:
     """Each batching mode groups items by its key into one JSON-array request per batch, items in arrival order."""
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("b", receiver.url + "/b", events=TRIGGERS, batching=mode, batch_wait_seconds=0.3)])
     )
     first = await accept(d, [ev(1, "ticket.created"), ev(2, "action.added"), ev(3, "ticket.updated")])
@@ -84,13 +80,13 @@ async def test_each_mode_groups_items_by_its_key(
 
 
 async def test_window_is_fixed_from_the_first_item(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Items sent within batch_wait_seconds of a key's first item leave as one request at the first item's deadline."""
     times: list[float] = []
     receiver.behave["/b"] = stamped(times)
     wait = 0.4
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=wait)])
     )
     t0 = time.monotonic()
@@ -114,12 +110,12 @@ async def test_window_is_fixed_from_the_first_item(
 
 @pytest.mark.parametrize("spool_after", [300, 0.2], ids=["in-memory", "spooled"])
 async def test_full_batch_leaves_at_once(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory, spool_after: float
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory, spool_after: float
 ) -> None:
     """A batch that reaches max_items_per_batch is delivered at once, long before its window ends."""
     times: list[float] = []
     receiver.behave["/b"] = stamped(times)
-    d = await daemon_factory(
+    d = await app_factory(
         make_config(
             [webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=5, max_items_per_batch=3)],
             batching={"spool_after_seconds": spool_after},
@@ -220,12 +216,12 @@ async def test_in_memory_batch_survives_sigterm(
 
 
 async def test_batched_delivery_carries_auth_and_signature(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A batched request carries the auth header, extra headers and a Standard Webhooks signature over the array."""
     hook = webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2, secret=SECRET)
     hook |= {"auth": {"type": "bearer", "token": "tok-123"}, "headers": {"X-Source": "hookd-tests"}}
-    d = await daemon_factory(make_config([hook]))
+    d = await app_factory(make_config([hook]))
     await accept(d, [ev(1), ev(2, "action.added")])
     (got,) = await receiver.wait_for(1, "/b")
     headers = {k.lower(): v for k, v in got.headers.items()}
@@ -246,10 +242,10 @@ async def test_batched_delivery_carries_auth_and_signature(
 
 
 async def test_resend_repeats_the_whole_batch(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Resending a batched delivery sends the same array body with the same webhook-id as a new delivery."""
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2, secret=SECRET)])
     )
     await accept(d, [ev(1), ev(2), ev(3)])
@@ -278,10 +274,10 @@ async def test_resend_repeats_the_whole_batch(
 
 
 async def test_show_lists_a_batchs_items(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd show ID --json`` and GET /v1/deliveries/{id} show a batch's item ids, events and body."""
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2)])
     )
     await accept(d, [ev(1), ev(2, "action.added"), ev(3)])

@@ -1,5 +1,6 @@
 """The ``hookd`` client verbs (send, deliveries, show, resend, secret) run as real
-subprocesses against a real daemon, as an operator types them (SPEC §9)."""
+subprocesses, as an operator types them (SPEC §9), against an App serving in the test's
+loop, or the real ``hookd run`` where what it prints is looked at."""
 
 from __future__ import annotations
 
@@ -8,21 +9,15 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import SECRET, Daemon, Receiver, status, webhook
 from standardwebhooks.webhooks import Webhook
 
-HOOKD = str(Path(sys.executable).with_name("hookd"))
-
-MakeConfig = Callable[..., Path]
-Factory = Callable[..., Awaitable[Daemon]]
+from tests.support import HOOKD, SECRET, AppFactory, DaemonFactory, MakeConfig, Receiver, free_port, status, webhook
 
 
 @dataclass
@@ -56,14 +51,6 @@ def ticket(eid: str, oid: int = 4242) -> dict[str, Any]:
     return {"id": eid, "event": "ticket.created", "object": {"id": oid, "summary": "Printer on fire"}}
 
 
-def free_port() -> int:
-    """A port the kernel just handed out and released (for a config that must name one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def table_rows(out: str) -> list[list[str]]:
     """The data rows of ``hookd deliveries`` (header dropped), split on whitespace."""
     lines = [line for line in out.splitlines() if line.strip()]
@@ -72,9 +59,9 @@ def table_rows(out: str) -> list[list[str]]:
     return [line.split() for line in lines[1:]]
 
 
-async def test_send_file(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path) -> None:
+async def test_send_file(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory, tmp_path: Path) -> None:
     """``hookd send FILE --url`` posts the file's events and prints the daemon's 202 answer."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     events = tmp_path / "events.json"
     events.write_text(json.dumps(ticket("cli-file")))
     run = await hookd("send", str(events), "--url", d.url)
@@ -85,9 +72,9 @@ async def test_send_file(receiver: Receiver, make_config: MakeConfig, daemon_fac
     assert got.json()["object"] == {"id": 4242, "summary": "Printer on fire"}
 
 
-async def test_send_stdin(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_send_stdin(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``hookd send - --url`` reads an array of events from stdin and prints their ids in order."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     run = await hookd("send", "-", "--url", d.url, stdin=json.dumps([ticket("in-1", 1), ticket("in-2", 2)]).encode())
     assert run.code == 0, run.err
     assert json.loads(run.out) == {"accepted": 2, "duplicates": 0, "items": 2, "ids": ["in-1", "in-2"]}
@@ -96,10 +83,10 @@ async def test_send_stdin(receiver: Receiver, make_config: MakeConfig, daemon_fa
 
 
 async def test_send_invalid_events_exits_1_with_the_details(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd send`` of invalid events exits 1 and prints the status, error code and each detail on stderr."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     run = await hookd("send", "-", "--url", d.url, stdin=b'{"event": "ticket.created", "objects": {}}')
     assert run.code == 1
     assert run.out == ""
@@ -113,13 +100,13 @@ async def test_send_invalid_events_exits_1_with_the_details(
 
 
 async def test_deliveries_table_filters_and_json(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd deliveries`` prints every webhook's deliveries as a table; ``--webhook`` and ``--state`` filter it and
     ``--json`` prints the raw list."""
     receiver.behave["/b"] = status(400)
     hooks = [webhook("a", receiver.url + "/a"), webhook("b", receiver.url + "/b")]
-    d = await daemon_factory(make_config(webhooks=hooks))
+    d = await app_factory(make_config(webhooks=hooks))
     code, _ = await d.send([ticket("d-1", 1), ticket("d-2", 2)])
     assert code == 202
     a_ids = {x["id"] for x in await d.wait_deliveries("a", 2, state="succeeded")}
@@ -153,10 +140,10 @@ async def test_deliveries_table_filters_and_json(
 
 
 async def test_show_prints_the_whole_record(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd show ID --json`` prints the delivery's whole record as JSON, the same as the API's."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     await d.send(ticket("show-1"))
     (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
     run = await hookd("show", entry["id"], "--url", d.url, "--json")
@@ -171,10 +158,10 @@ async def test_show_prints_the_whole_record(
 
 
 async def test_resend_prints_the_new_delivery_id(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd resend ID`` prints the new delivery's id, and the receiver gets the same body and webhook-id again."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     await d.send(ticket("again"))
     (entry,) = await d.wait_deliveries("a", 1, state="succeeded")
     run = await hookd("resend", entry["id"], "--url", d.url)
@@ -214,10 +201,10 @@ async def test_secret_prints_a_standard_webhooks_secret() -> None:
 
 
 async def test_show_unknown_delivery_exits_1(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd show nope`` exits 1 with the daemon's 404 on stderr and prints nothing on stdout."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     run = await hookd("show", "nope", "--url", d.url)
     assert run.code == 1
     assert run.out == ""
@@ -239,7 +226,7 @@ async def test_client_verbs_need_url_when_listen_uses_port_0(make_config: MakeCo
 
 
 async def test_client_finds_daemon_from_config_listen_and_first_token(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory, tmp_path: Path
 ) -> None:
     """Without --url the verbs use the config's listen and first token (via -c or HOOKD_CONFIG); a wrong --token is
     refused."""
@@ -248,7 +235,7 @@ async def test_client_finds_daemon_from_config_listen_and_first_token(
         server={"listen": f"127.0.0.1:{free_port()}", "tokens": ["tok-first", "tok-second"]},
     )
     config.chmod(0o600)
-    d = await daemon_factory(config)
+    d = await app_factory(config)
     auth = {"Authorization": "Bearer tok-second"}
     events = tmp_path / "one.json"
     events.write_text(json.dumps(ticket("via-config")))
@@ -287,7 +274,7 @@ async def test_unreachable_daemon_exits_1() -> None:
 
 
 async def test_client_verbs_do_not_read_webhook_secrets(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory, tmp_path: Path
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory, tmp_path: Path
 ) -> None:
     """send, deliveries, show and resend work from a config whose webhook secrets this shell cannot read."""
     secret_file = tmp_path / "credentials" / "signing"
@@ -301,7 +288,7 @@ async def test_client_verbs_do_not_read_webhook_secrets(
         server={"listen": f"127.0.0.1:{free_port()}", "tokens": ["tok-first"]},
     )  # fmt: skip
     config.chmod(0o600)
-    await daemon_factory(config)
+    await app_factory(config)
     # As outside the service: the daemon has read its credentials, this shell cannot.
     secret_file.unlink()
     auth_file.unlink()
@@ -331,7 +318,7 @@ async def test_client_verbs_still_report_a_bad_server_table(tmp_path: Path) -> N
 
 
 async def test_secret_header_masked_in_log_and_config_but_sent(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """A header named in secret_headers reaches the receiver but is `***` in the delivery record and config view."""
     hook = webhook("a", receiver.url + "/a", headers={"X-Custom": "env:HOOKD_T_CUSTOM", "X-Plain": "visible"},
@@ -368,7 +355,9 @@ def shipped_config(tmp_path: Path) -> Path:
     return config
 
 
-async def test_shipped_config_runs_without_readable_secret_warning(daemon_factory: Factory, tmp_path: Path) -> None:
+async def test_shipped_config_runs_without_readable_secret_warning(
+    daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
     """`hookd run -c etc/hookd.toml` as shipped starts without the config_readable_by_others warning."""
     d = await daemon_factory(shipped_config(tmp_path))
     assert await d.stop() == 0
@@ -381,12 +370,12 @@ def newest_ids(rows: list[dict[str, Any]], n: int) -> list[str]:
 
 
 async def test_deliveries_limit_is_the_newest_overall(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd deliveries --limit N`` prints the N newest deliveries of all webhooks together, newest first, in the
     table and in ``--json``; a limit above the API's page size pages through; a limit below 1 is refused."""
     hooks = [webhook(w, receiver.url + "/" + w) for w in ("a", "b", "c")]
-    d = await daemon_factory(make_config(webhooks=hooks))
+    d = await app_factory(make_config(webhooks=hooks))
     for n in (1, 2):  # one request each: the three deliveries of a request share created_at
         assert (await d.send(ticket(f"lim-{n}", n)))[0] == 202
         for w in ("a", "b", "c"):
@@ -409,13 +398,13 @@ async def test_deliveries_limit_is_the_newest_overall(
 
 
 async def test_show_prints_bodies_as_pretty_json_or_text(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``hookd show ID`` prints the request and response bodies as indented JSON when they parse, else as text with
     control characters escaped; ``--json`` prints the API's record unchanged."""
     receiver.behave["/text"] = status(400, b"plain words\r\n\x1b[31mnot red")
     hooks = [webhook("a", receiver.url + "/a"), webhook("text", receiver.url + "/text")]
-    d = await daemon_factory(make_config(webhooks=hooks))
+    d = await app_factory(make_config(webhooks=hooks))
     await d.send(ticket("pretty-1"))
     (ok,) = await d.wait_deliveries("a", 1, state="succeeded")
     (bad,) = await d.wait_deliveries("text", 1, state="failed")
@@ -443,10 +432,10 @@ async def test_show_prints_bodies_as_pretty_json_or_text(
 
 
 async def test_invalid_event_details_are_printed_readably(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """The details of a 422 are printed one per line as ``[index] path: message``, not as Python dicts."""
-    d = await daemon_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config(webhooks=[webhook("a", receiver.url + "/a")]))
     body = json.dumps([ticket("fine"), {"event": "ticket.created", "objects": {}}, "nope"]).encode()
     run = await hookd("send", "-", "--url", d.url, stdin=body)
     assert run.code == 1

@@ -1,5 +1,6 @@
-"""End to end through the real ``hookd run`` subprocess: the HTTP contract of SPEC §3, §4
-and §8 as an application, a receiver and an operator see it."""
+"""End to end: the HTTP contract of SPEC §3, §4 and §8 as an application, a receiver and an
+operator see it, against an App serving in the test's loop; the stop under SIGTERM against
+the real ``hookd run`` subprocess."""
 
 from __future__ import annotations
 
@@ -9,27 +10,35 @@ import json
 import re
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import SECRET, Daemon, Receiver, fail_first, hang, status, webhook
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import hookd
+from tests.support import (
+    SECRET,
+    AppFactory,
+    Client,
+    DaemonFactory,
+    InProcess,
+    MakeConfig,
+    Receiver,
+    fail_first,
+    hang,
+    status,
+    webhook,
+)
 
 SECRET2 = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 ENVELOPE = {"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"}
 STATES = {"pending", "delivering", "retrying", "succeeded", "failed"}
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 JSON = {"Content-Type": "application/json"}
-
-MakeConfig = Callable[..., Path]
-Factory = Callable[..., Awaitable[Daemon]]
 
 
 def ticket(**over: Any) -> dict[str, Any]:
@@ -49,13 +58,13 @@ def ticket(**over: Any) -> dict[str, Any]:
 
 async def start(
     make_config: MakeConfig,
-    daemon_factory: Factory,
+    app_factory: AppFactory,
     *hooks: dict[str, Any],
     env: dict[str, str] | None = None,
     **tables: Any,
-) -> Daemon:
-    """Write a config with ``hooks`` (and table overrides) and run the real daemon on it."""
-    return await daemon_factory(make_config(webhooks=list(hooks), **tables), env=env)
+) -> InProcess:
+    """Write a config with ``hooks`` (and table overrides) and serve an App on it."""
+    return await app_factory(make_config(webhooks=list(hooks), **tables), env=env)
 
 
 def lower(headers: dict[str, str]) -> dict[str, str]:
@@ -63,7 +72,7 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-async def raw(d: Daemon, method: str, path: str, **kw: Any) -> tuple[int, dict[str, str], Any]:
+async def raw(d: Client, method: str, path: str, **kw: Any) -> tuple[int, dict[str, str], Any]:
     """One API call keeping the answer's headers: (status, headers, decoded JSON or text)."""
     async with aiohttp.ClientSession() as s, s.request(method, d.url + path, **kw) as resp:
         text = await resp.text()
@@ -79,7 +88,7 @@ def assert_error(code: int, body: Any, status_: int, err_code: str) -> dict[str,
     assert code == status_, body
     assert isinstance(body, dict), body
     assert set(body) == {"error"}, body
-    err = body["error"]
+    err: dict[str, Any] = body["error"]
     assert set(err) == {"code", "message", "details"}, err
     assert err["code"] == err_code, err
     assert isinstance(err["message"], str), err
@@ -88,7 +97,7 @@ def assert_error(code: int, body: Any, status_: int, err_code: str) -> dict[str,
     return err
 
 
-async def record(d: Daemon, delivery_id: str, state: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+async def record(d: Client, delivery_id: str, state: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """GET /v1/deliveries/{id}, polled until it reaches ``state`` when one is given."""
     async with asyncio.timeout(timeout):
         while True:
@@ -109,13 +118,13 @@ def parse_ts(text: str) -> datetime:
 
 
 async def test_envelope_fields_on_received_body(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A received body carries the envelope: a uuid item id, webhook, event, occurrence id, trigger, object id and a UTC
     ms timestamp."""
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("sd", receiver.url + "/in", events=[{"id": "closed", "on": "ticket.status_changed"}]),
     )
     code, answer = await d.send(ticket(id="evt-given", occurred_at="2026-11-29T09:00:00.123456+02:00"))
@@ -135,11 +144,11 @@ async def test_envelope_fields_on_received_body(
 
 
 async def test_timestamp_defaults_to_ingest_time(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Without ``occurred_at`` the envelope's timestamp is the ingest time, UTC with milliseconds, and the event id is
     generated."""
-    d = await start(make_config, daemon_factory, webhook("sd", receiver.url + "/in"))
+    d = await start(make_config, app_factory, webhook("sd", receiver.url + "/in"))
     before = datetime.now(UTC)
     code, answer = await d.send(ticket())
     after = datetime.now(UTC)
@@ -153,11 +162,11 @@ async def test_timestamp_defaults_to_ingest_time(
 
 
 async def test_payload_object_with_and_without_action(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``object`` sends the envelope plus the whole object, plus ``action`` only when the event has one, never
     ``linked``."""
-    d = await start(make_config, daemon_factory, webhook("obj", receiver.url + "/obj", payload="object"))
+    d = await start(make_config, app_factory, webhook("obj", receiver.url + "/obj", payload="object"))
     linked = {"client": {"id": 1, "name": "Acme"}}
     code, _ = await d.send([ticket(id="a", action={"id": 17, "note": "done"}, linked=linked), ticket(id="b")])
     assert code == 202
@@ -170,12 +179,12 @@ async def test_payload_object_with_and_without_action(
 
 
 async def test_payload_object_with_key_fields(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """``key_fields`` trims ``object`` to the listed fields and leaves the envelope and action whole."""
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("kf", receiver.url + "/kf", payload="object", key_fields=["id", "status", "absent"]),
     )
     await d.send(ticket(action={"id": 17}))
@@ -186,9 +195,9 @@ async def test_payload_object_with_key_fields(
     assert body["action"] == {"id": 17}
 
 
-async def test_payload_object_with_linked(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_payload_object_with_linked(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``object_with_linked`` adds ``linked`` to the object payload."""
-    d = await start(make_config, daemon_factory, webhook("ln", receiver.url + "/ln", payload="object_with_linked"))
+    d = await start(make_config, app_factory, webhook("ln", receiver.url + "/ln", payload="object_with_linked"))
     linked = {"client": {"id": 1, "name": "Acme"}, "site": {"id": 2, "name": "HQ"}}
     await d.send(ticket(action={"id": 17}, linked=linked))
     (got,) = await receiver.wait_for(1, "/ln")
@@ -198,9 +207,9 @@ async def test_payload_object_with_linked(receiver: Receiver, make_config: MakeC
     assert body["object"] == ticket()["object"]
 
 
-async def test_payload_event_only(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_payload_event_only(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``event_only`` sends the envelope and nothing else."""
-    d = await start(make_config, daemon_factory, webhook("eo", receiver.url + "/eo", payload="event_only"))
+    d = await start(make_config, app_factory, webhook("eo", receiver.url + "/eo", payload="event_only"))
     await d.send(ticket(id="e1", action={"id": 17}, linked={"client": {"id": 1}}))
     (got,) = await receiver.wait_for(1, "/eo")
     body = got.json()
@@ -209,10 +218,10 @@ async def test_payload_event_only(receiver: Receiver, make_config: MakeConfig, d
     assert body["object_id"] == 4242
 
 
-async def test_payload_custom_fields(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_payload_custom_fields(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``custom`` sends one key per field: a single-select's display, or its id with send_id, and null for a missing
     source."""
-    fields = [
+    fields: list[dict[str, Any]] = [
         {"key": "status", "source": "object.status"},
         {"key": "status_id", "source": "object.status", "send_id": True},
         {"key": "summary", "source": "object.summary", "send_id": True},
@@ -221,7 +230,7 @@ async def test_payload_custom_fields(receiver: Receiver, make_config: MakeConfig
         {"key": "nope", "source": "object.nope"},
         {"key": "kind", "source": "event"},
     ]
-    d = await start(make_config, daemon_factory, webhook("cu", receiver.url + "/cu", payload="custom", fields=fields))
+    d = await start(make_config, app_factory, webhook("cu", receiver.url + "/cu", payload="custom", fields=fields))
     await d.send(
         [
             ticket(id="full", action={"id": 17, "note": "done"}, linked={"client": {"id": 1, "name": "Acme"}}),
@@ -251,11 +260,11 @@ async def test_payload_custom_fields(receiver: Receiver, make_config: MakeConfig
 
 
 async def test_get_sends_envelope_in_query_and_signs_empty_body(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A GET webhook sends no body and no Content-Type, the envelope's scalars in the query, and signs the empty
     body."""
-    d = await start(make_config, daemon_factory, webhook("get", receiver.url + "/get", method="GET", secret=SECRET))
+    d = await start(make_config, app_factory, webhook("get", receiver.url + "/get", method="GET", secret=SECRET))
     await d.send(ticket(id="g1", occurred_at="2026-11-29T07:00:00Z"))
     (got,) = await receiver.wait_for(1, "/get")
     assert got.method == "GET"
@@ -275,11 +284,11 @@ async def test_get_sends_envelope_in_query_and_signs_empty_body(
         Webhook(SECRET).verify(b"{}", got.headers)
 
 
-async def test_put_and_patch_carry_bodies(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_put_and_patch_carry_bodies(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """PUT and PATCH webhooks send the JSON body with its Content-Type."""
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("put", receiver.url + "/put", method="PUT"),
         webhook("patch", receiver.url + "/patch", method="PATCH"),
     )
@@ -297,14 +306,14 @@ async def test_put_and_patch_carry_bodies(receiver: Receiver, make_config: MakeC
 
 
 async def test_auth_kinds_and_extra_headers(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Each auth kind arrives as its header, extra headers arrive, and every request names hookd/<version> as
     User-Agent."""
     extra = {"X-Source": "hookd", "X-Tenant": "acme"}
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("none", receiver.url + "/none", headers=extra),
         webhook(
             "basic", receiver.url + "/basic", auth={"type": "basic", "username": "svc", "password": "env:HOOKD_E2E_PW"}
@@ -331,11 +340,11 @@ async def test_auth_kinds_and_extra_headers(
 
 
 async def test_signature_verifies_with_standardwebhooks_for_each_rotated_secret(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """With two secrets the request carries two v1 signatures and a Standard Webhooks receiver verifies with either
     secret."""
-    d = await start(make_config, daemon_factory, webhook("sig", receiver.url + "/sig", secret=[SECRET, SECRET2]))
+    d = await start(make_config, app_factory, webhook("sig", receiver.url + "/sig", secret=[SECRET, SECRET2]))
     await d.send(ticket(id="s1"))
     (got,) = await receiver.wait_for(1, "/sig")
     sigs = lower(got.headers)["webhook-signature"].split(" ")
@@ -354,12 +363,12 @@ async def test_signature_verifies_with_standardwebhooks_for_each_rotated_secret(
 
 
 async def test_webhook_id_is_fixed_across_retries_and_resend(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Retries keep the webhook-id; a resend answers 202 with a new delivery id and carries the same webhook-id
     and body."""
     receiver.behave["/r"] = fail_first(2)
-    d = await start(make_config, daemon_factory, webhook("r", receiver.url + "/r", secret=SECRET))
+    d = await start(make_config, app_factory, webhook("r", receiver.url + "/r", secret=SECRET))
     await d.send(ticket(id="r1"))
     tries = await receiver.wait_for(3, "/r")
     ids = {lower(t.headers)["webhook-id"] for t in tries}
@@ -387,24 +396,24 @@ async def test_webhook_id_is_fixed_across_retries_and_resend(
 
 
 async def test_resend_of_unknown_delivery_is_404(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Resending a delivery id that does not exist answers 404 with the error body."""
-    d = await start(make_config, daemon_factory, webhook("r", receiver.url + "/r"))
+    d = await start(make_config, app_factory, webhook("r", receiver.url + "/r"))
     code, body = await d.request("POST", "/v1/deliveries/dlv_nope/resend")
     assert_error(code, body, 404, "not_found")
     assert receiver.requests == []
 
 
 async def test_lightweight_logs_keep_states_codes_and_timings_only(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Under lightweight_logs a delivery record has states, codes and timings but no request or response, and resend is
     409."""
     receiver.behave["/lw"] = fail_first(1, code=503)
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("lw", receiver.url + "/lw", lightweight_logs=True, auth={"type": "bearer", "token": "tok-lw"}),
     )
     await d.send(ticket(id="lw1"))
@@ -431,10 +440,10 @@ async def test_lightweight_logs_keep_states_codes_and_timings_only(
 
 
 async def test_same_id_twice_delivers_once(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """An id sent twice is answered as a duplicate routed to nothing, and the receiver gets one request for it."""
-    d = await start(make_config, daemon_factory, webhook("id", receiver.url + "/id"))
+    d = await start(make_config, app_factory, webhook("id", receiver.url + "/id"))
     code, first = await d.send(ticket(id="once"))
     assert (code, first) == (202, {"accepted": 1, "duplicates": 0, "items": 1, "ids": ["once"]})
     code, second = await d.send(ticket(id="once"))
@@ -449,10 +458,10 @@ async def test_same_id_twice_delivers_once(
 
 
 async def test_ids_in_request_order_with_generated_ones(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """The 202 lists each event's id in request order, generated ids included, and each delivery carries its id."""
-    d = await start(make_config, daemon_factory, webhook("o", receiver.url + "/o"))
+    d = await start(make_config, app_factory, webhook("o", receiver.url + "/o"))
     events = [
         ticket(id="x1", object={"id": 1}),
         ticket(object={"id": 2}),
@@ -475,12 +484,12 @@ async def test_ids_in_request_order_with_generated_ones(
 
 
 async def test_event_matching_no_webhook_is_accepted_with_no_items(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """An event no trigger matches is accepted with items 0 and delivers nothing."""
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("only", receiver.url + "/only", on="client.*"),
         webhook("off", receiver.url + "/off", enabled=False),
     )
@@ -504,7 +513,7 @@ async def fail_even_objects(request: web.Request, n: int) -> web.StreamResponse:
 
 
 async def test_webhooks_list_shows_every_webhook_with_counts(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """GET /v1/webhooks lists every webhook in config order: URL without credentials, enabled state, counts by
     state."""
@@ -512,7 +521,7 @@ async def test_webhooks_list_shows_every_webhook_with_counts(
     creds_url = receiver.url.replace("http://", "http://user:pw-secret@") + "/a"
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("alpha", creds_url, name="Alpha desk"),
         webhook("beta", receiver.url + "/b"),
         webhook("gamma", receiver.url + "/c", enabled=False),
@@ -539,13 +548,13 @@ async def test_webhooks_list_shows_every_webhook_with_counts(
 
 
 async def test_webhook_detail_masks_every_secret(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """GET /v1/webhooks/{id} shows the config with signing secrets, passwords, tokens and header values as ***."""
     creds_url = receiver.url.replace("http://", "http://user:pw-in-url@") + "/h"
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook(
             "basic",
             receiver.url + "/a",
@@ -582,12 +591,12 @@ async def test_webhook_detail_masks_every_secret(
 
 
 async def test_deliveries_list_newest_first_filtered_and_paged(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A webhook's deliveries come newest first with the summary fields, filter by state, honour limit and page by
     ``before``."""
     receiver.behave["/p"] = fail_even_objects
-    d = await start(make_config, daemon_factory, webhook("p", receiver.url + "/p"))
+    d = await start(make_config, app_factory, webhook("p", receiver.url + "/p"))
     code, _ = await d.send([ticket(id=f"e{i}", object={"id": i}) for i in range(1, 6)])
     assert code == 202
     await d.wait_deliveries("p", 3, state="succeeded")
@@ -656,14 +665,14 @@ async def test_deliveries_list_newest_first_filtered_and_paged(
 
 
 async def test_delivery_record_is_whole_with_credentials_redacted(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """GET /v1/deliveries/{id} answers the whole record, attempts as a list, with stored credentials shown as ***."""
     receiver.behave["/rec"] = fail_first(1)
     creds_url = receiver.url.replace("http://", "http://user:url-pw@") + "/u"
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook(
             "rec",
             receiver.url + "/rec",
@@ -720,9 +729,9 @@ async def test_delivery_record_is_whole_with_credentials_redacted(
 # -- errors (§3, §8) -----------------------------------------------------------------------
 
 
-async def test_malformed_json_is_400(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_malformed_json_is_400(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """Bodies that are not JSON (truncated, empty, not UTF-8, a lone surrogate) are 400; an infinite number is 422."""
-    d = await start(make_config, daemon_factory, webhook("m", receiver.url + "/m"))
+    d = await start(make_config, app_factory, webhook("m", receiver.url + "/m"))
     for data in (
         b'{"event": "ticket.created", "object": {',
         b"",
@@ -738,9 +747,9 @@ async def test_malformed_json_is_400(receiver: Receiver, make_config: MakeConfig
     assert receiver.requests == []
 
 
-async def test_deeply_nested_json_is_400(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_deeply_nested_json_is_400(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """100000 nested arrays are answered 400, not a crash, and the daemon keeps serving."""
-    d = await start(make_config, daemon_factory, webhook("n", receiver.url + "/n"))
+    d = await start(make_config, app_factory, webhook("n", receiver.url + "/n"))
     code, body = await d.request("POST", "/v1/events", data=b"[" * 100_000 + b"]" * 100_000, headers=JSON)
     assert_error(code, body, 400, "malformed_json")
     nested_obj = b'{"event": "ticket.created", "object": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
@@ -751,11 +760,11 @@ async def test_deeply_nested_json_is_400(receiver: Receiver, make_config: MakeCo
 
 
 async def test_nested_object_too_deep_to_reencode_is_refused_not_5xx(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """An object nested 300 levels deep (parseable, but deeper than a body can be encoded) is refused with a 4xx,
     never a 5xx."""
-    d = await start(make_config, daemon_factory, webhook("deep", receiver.url + "/deep"))
+    d = await start(make_config, app_factory, webhook("deep", receiver.url + "/deep"))
     data = b'{"event": "ticket.created", "object": {"id": 1, "a": ' + b"[" * 300 + b"]" * 300 + b"}}"
     code, body = await d.request("POST", "/v1/events", data=data, headers=JSON)
     assert 400 <= code < 500, (code, body)
@@ -765,11 +774,11 @@ async def test_nested_object_too_deep_to_reencode_is_refused_not_5xx(
 
 
 async def test_body_over_max_body_bytes_is_413(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A body over max_body_bytes is 413, whether it declares its length or comes chunked; one at the limit is
     accepted."""
-    d = await start(make_config, daemon_factory, webhook("big", receiver.url + "/big"), server={"max_body_bytes": 2048})
+    d = await start(make_config, app_factory, webhook("big", receiver.url + "/big"), server={"max_body_bytes": 2048})
 
     def padded(size: int) -> bytes:
         base = len(json.dumps(ticket(id="exact", object={"id": 1, "pad": ""})).encode())
@@ -797,12 +806,12 @@ async def test_body_over_max_body_bytes_is_413(
 
 
 async def test_array_over_max_events_is_413(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """An array longer than max_events_per_request is 413 and delivers none of its events; one at the limit is
     accepted."""
     d = await start(
-        make_config, daemon_factory, webhook("arr", receiver.url + "/arr"), server={"max_events_per_request": 3}
+        make_config, app_factory, webhook("arr", receiver.url + "/arr"), server={"max_events_per_request": 3}
     )
     code, body = await d.send([ticket(id=f"a{i}") for i in range(4)])
     assert_error(code, body, 413, "too_many_events")
@@ -815,9 +824,9 @@ async def test_array_over_max_events_is_413(
     assert len(receiver.requests) == 3
 
 
-async def test_wrong_content_type_is_415(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_wrong_content_type_is_415(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """A body sent as anything but application/json is 415, even when it is valid JSON; a charset parameter is fine."""
-    d = await start(make_config, daemon_factory, webhook("ct", receiver.url + "/ct"))
+    d = await start(make_config, app_factory, webhook("ct", receiver.url + "/ct"))
     data = json.dumps(ticket(id="ct")).encode()
     for ctype in ("text/plain", "application/x-www-form-urlencoded", "application/octet-stream", "application/jsonx"):
         code, body = await d.request("POST", "/v1/events", data=data, headers={"Content-Type": ctype})
@@ -833,11 +842,11 @@ async def test_wrong_content_type_is_415(receiver: Receiver, make_config: MakeCo
 
 
 async def test_schema_errors_are_422_with_one_detail_each(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Schema errors answer 422 with one {index, path, message} detail per problem, and the valid events of the request
     are not delivered."""
-    d = await start(make_config, daemon_factory, webhook("v", receiver.url + "/v"))
+    d = await start(make_config, app_factory, webhook("v", receiver.url + "/v"))
     events = [
         {"event": 5, "object": "x"},
         {"event": "ticket.created", "objects": {"id": 1}},
@@ -893,12 +902,12 @@ async def test_schema_errors_are_422_with_one_detail_each(
 
 
 async def test_tokens_guard_the_api_but_not_health(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """With server.tokens every /v1 call needs one of the tokens (401 otherwise), while /healthz and /metrics
     stay open."""
     d = await start(
-        make_config, daemon_factory, webhook("tk", receiver.url + "/tk"), server={"tokens": ["tok-a", "tok-b"]}
+        make_config, app_factory, webhook("tk", receiver.url + "/tk"), server={"tokens": ["tok-a", "tok-b"]}
     )
     for headers in (
         {},
@@ -929,10 +938,10 @@ async def test_tokens_guard_the_api_but_not_health(
 
 
 async def test_unknown_routes_and_ids_are_404(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Unknown routes, webhooks and deliveries answer 404 with the error body."""
-    d = await start(make_config, daemon_factory, webhook("known", receiver.url + "/k"))
+    d = await start(make_config, app_factory, webhook("known", receiver.url + "/k"))
     for method, path in (
         ("GET", "/nope"),
         ("GET", "/v1/nope"),
@@ -948,9 +957,9 @@ async def test_unknown_routes_and_ids_are_404(
     assert receiver.requests == []
 
 
-async def test_wrong_method_is_405(receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_wrong_method_is_405(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """A known route asked with the wrong method answers 405 with the error body and an Allow header."""
-    d = await start(make_config, daemon_factory, webhook("known", receiver.url + "/k"))
+    d = await start(make_config, app_factory, webhook("known", receiver.url + "/k"))
     for method, path, allowed in (
         ("GET", "/v1/events", "POST"),
         ("PUT", "/v1/events", "POST"),
@@ -965,10 +974,10 @@ async def test_wrong_method_is_405(receiver: Receiver, make_config: MakeConfig, 
 
 
 async def test_bad_query_parameters_are_400(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Unusable limit, state or before parameters answer 400 with a detail naming each parameter."""
-    d = await start(make_config, daemon_factory, webhook("q", receiver.url + "/q"))
+    d = await start(make_config, app_factory, webhook("q", receiver.url + "/q"))
     for query, paths in (
         ("limit=abc", ["limit"]),
         ("limit=0", ["limit"]),
@@ -983,12 +992,12 @@ async def test_bad_query_parameters_are_400(
 
 
 async def test_rejected_requests_deliver_nothing_and_never_5xx(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Every kind of rejected request answers its 4xx, none is a 5xx, and none of them delivers anything."""
     d = await start(
         make_config,
-        daemon_factory,
+        app_factory,
         webhook("all", receiver.url + "/all"),
         server={"max_body_bytes": 2048, "max_events_per_request": 3, "tokens": ["tok"]},
     )
@@ -1049,7 +1058,7 @@ async def test_rejected_requests_deliver_nothing_and_never_5xx(
 
 
 async def test_ingest_answers_503_with_retry_after_while_stopping(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """While SIGTERM's grace period waits on an in-flight attempt, ingest answers 503 with Retry-After; the stop exits 0
     and keeps no trace of the refused event."""

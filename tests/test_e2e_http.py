@@ -1,6 +1,7 @@
-"""The HTTP listener against the real ``hookd`` process: slow and idle clients, descriptor
-exhaustion, raw header bytes, a port already taken, numbers JSON cannot carry through a
-double, capped error bodies and the root redirect."""
+"""The HTTP listener: slow and idle clients, raw header bytes, numbers JSON cannot carry
+through a double, capped error bodies and the root redirect against an App in the test's
+loop; descriptor exhaustion, a port already taken and what the daemon prints against the
+real ``hookd`` process."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.conftest import HOOKD, Daemon, Receiver, webhook
+from tests.support import HOOKD, AppFactory, Daemon, DaemonFactory, MakeConfig, Receiver, webhook
 
-MakeConfig = Callable[..., Path]
-Factory = Callable[..., Awaitable[Daemon]]
 JSON = {"Content-Type": "application/json"}
 
 
@@ -126,9 +125,9 @@ async def test_idle_connections_beyond_the_descriptor_limit_are_logged_and_recla
                 w.close()
 
 
-async def test_slow_headers_are_cut_off_after_client_timeout(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_slow_headers_are_cut_off_after_client_timeout(make_config: MakeConfig, app_factory: AppFactory) -> None:
     """A client sending its request headers byte by byte is disconnected once client_timeout_seconds passes."""
-    d = await daemon_factory(make_config([], server={"client_timeout_seconds": 0.5}))
+    d = await app_factory(make_config([], server={"client_timeout_seconds": 0.5}))
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
     started = time.monotonic()
@@ -153,7 +152,7 @@ async def test_slow_headers_are_cut_off_after_client_timeout(make_config: MakeCo
     assert await healthz(d.port) == 200
 
 
-async def test_slow_body_gets_408_after_client_timeout(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_slow_body_gets_408_after_client_timeout(make_config: MakeConfig, daemon_factory: DaemonFactory) -> None:
     """An ingest body that trickles in for longer than client_timeout_seconds gets 408 and the connection closes."""
     d = await daemon_factory(make_config([], server={"client_timeout_seconds": 0.5}))
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
@@ -183,10 +182,10 @@ async def test_slow_body_gets_408_after_client_timeout(make_config: MakeConfig, 
 
 
 async def test_idle_keep_alive_connection_closes_after_client_timeout(
-    make_config: MakeConfig, daemon_factory: Factory
+    make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A keep-alive connection left idle after an answer is closed by hookd after client_timeout_seconds."""
-    d = await daemon_factory(make_config([], server={"client_timeout_seconds": 0.5}))
+    d = await app_factory(make_config([], server={"client_timeout_seconds": 0.5}))
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
     try:
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -205,7 +204,7 @@ async def test_idle_keep_alive_connection_closes_after_client_timeout(
 # -- 2. Authorization -------------------------------------------------------------------------
 
 
-async def test_authorization_with_invalid_utf8_is_401(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_authorization_with_invalid_utf8_is_401(make_config: MakeConfig, daemon_factory: DaemonFactory) -> None:
     """An Authorization header that is not UTF-8 gets 401, not a 500 and a traceback."""
     d = await daemon_factory(make_config([], server={"tokens": ["tok-1"]}))
     for value in (b"Bearer \xff\xfe\xfd", b"Bearer tok-1\xff", b"\xc3\x28 tok-1", b"Bearer \xed\xa0\x80"):
@@ -217,9 +216,9 @@ async def test_authorization_with_invalid_utf8_is_401(make_config: MakeConfig, d
     no_traceback(d)
 
 
-async def test_bearer_scheme_is_case_insensitive(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_bearer_scheme_is_case_insensitive(make_config: MakeConfig, app_factory: AppFactory) -> None:
     """`bearer`, `BEARER` and `Bearer` all name the scheme (RFC 9110); the token itself is case-sensitive."""
-    d = await daemon_factory(make_config([], server={"tokens": ["Tok-1", "zweites-tök"]}))
+    d = await app_factory(make_config([], server={"tokens": ["Tok-1", "zweites-tök"]}))
     for header, want in [
         ("Bearer Tok-1", 200),
         ("bearer Tok-1", 200),
@@ -272,11 +271,11 @@ async def test_port_in_use_logs_one_start_failed_line_and_exits_1(make_config: M
 
 
 async def test_numbers_a_double_or_64_bit_integer_cannot_hold_are_422(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: Factory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Integers beyond 64 bits, and numbers that would underflow to 0 or overflow to infinity, get 422 naming
     the field; nothing is delivered."""
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a")]))
     cases = {
         b'{"event": "ticket.created", "object": {"id": 18446744073709551616}}': "object.id",
         b'{"event": "ticket.created", "object": {"id": -9223372036854775809}}': "object.id",
@@ -316,9 +315,9 @@ async def test_numbers_a_double_or_64_bit_integer_cannot_hold_are_422(
 # -- 6. capped 422 body ------------------------------------------------------------------------
 
 
-async def test_422_details_are_capped_and_say_how_many_more(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_422_details_are_capped_and_say_how_many_more(make_config: MakeConfig, app_factory: AppFactory) -> None:
     """An event with 90,000 unknown keys gets a small 422: the first 100 details and one saying how many more."""
-    d = await daemon_factory(make_config([]))
+    d = await app_factory(make_config([]))
     event: dict[str, Any] = {"event": "ticket.created", "object": {}}
     event.update({f"{i:x}": 0 for i in range(90_000)})
     body = json.dumps(event, separators=(",", ":")).encode()
@@ -341,9 +340,9 @@ async def test_422_details_are_capped_and_say_how_many_more(make_config: MakeCon
 # -- 7. GET / ----------------------------------------------------------------------------------
 
 
-async def test_root_redirects_to_the_page(make_config: MakeConfig, daemon_factory: Factory) -> None:
+async def test_root_redirects_to_the_page(make_config: MakeConfig, app_factory: AppFactory) -> None:
     """GET / redirects to /ui/, even with tokens set (the page asks for one itself)."""
-    d = await daemon_factory(make_config([], server={"tokens": ["tok"]}))
+    d = await app_factory(make_config([], server={"tokens": ["tok"]}))
     async with aiohttp.ClientSession() as s, s.get(d.url + "/", allow_redirects=False) as r:
         assert r.status in (302, 308)
         assert r.headers["Location"] == "/ui/"

@@ -1,4 +1,5 @@
-"""Operations, end to end through the real ``hookd run``: sd_notify, logs, metrics, tokens."""
+"""Operations end to end: sd_notify, logs and refusals to start through the real ``hookd run``;
+metrics and tokens against an App in the test's loop."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import re
 import signal
 import socket
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.conftest import HOOKD, SECRET, Daemon, Receiver, webhook
+from aiohttp import web
 
-DaemonFactory = Callable[..., Awaitable[Daemon]]
+from tests.support import HOOKD, SECRET, AppFactory, DaemonFactory, MakeConfig, Receiver, webhook
 
 
 class NotifySocket:
@@ -43,7 +43,7 @@ class NotifySocket:
 
 
 async def test_sd_notify_ready_watchdog_reloading_stopping(
-    tmp_path: Path, receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    tmp_path: Path, receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """Under a notify socket hookd says READY, pings WATCHDOG, wraps a reload in RELOADING/READY, says STOPPING."""
     notify = NotifySocket(tmp_path / "notify.sock")
@@ -67,7 +67,7 @@ async def test_sd_notify_ready_watchdog_reloading_stopping(
 
 
 async def test_every_stdout_line_is_json_one_per_attempt_and_no_secret(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """Off a terminal, every line is JSON, each attempt has its own line, and no secret appears anywhere."""
     receiver.behave["/a"] = _fail_once
@@ -99,9 +99,7 @@ async def test_every_stdout_line_is_json_one_per_attempt_and_no_secret(
         assert {"delivery", "duration_ms", "outcome"} <= r.keys()
 
 
-async def _fail_once(request: object, n: int) -> object:
-    from aiohttp import web
-
+async def _fail_once(request: web.Request, n: int) -> web.StreamResponse:
     return web.Response(status=500 if n == 1 else 200)
 
 
@@ -119,11 +117,11 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_metrics_counters_move(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """/metrics is Prometheus text whose counters and histograms move as events are delivered."""
     config = make_config([webhook("a", receiver.url + "/a"), webhook("b", receiver.url + "/b", on="never.*")])
-    d = await daemon_factory(config)
+    d = await app_factory(config)
     code, before = await d.request("GET", "/metrics")
     assert code == 200
     assert _metric(before, "hookd_events_ingested_total") == 0
@@ -147,7 +145,7 @@ async def test_metrics_counters_move(
 
 
 async def test_tokens_missing_wrong_and_each_valid(
-    tmp_path: Path, receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    tmp_path: Path, receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Every /v1 route wants one of the tokens (inline, env: or file:); health and metrics stay open."""
     (tmp_path / "token.txt").write_text("from-a-file\n")
@@ -155,7 +153,7 @@ async def test_tokens_missing_wrong_and_each_valid(
         [webhook("a", receiver.url + "/a")],
         server={"tokens": ["inline-token", "env:HOOKD_TEST_TOKEN", "file:token.txt"]},
     )
-    d = await daemon_factory(config, env={"HOOKD_TEST_TOKEN": "from-the-env"})
+    d = await app_factory(config, env={"HOOKD_TEST_TOKEN": "from-the-env"})
     for path in ("/v1/webhooks", "/v1/webhooks/a", "/v1/webhooks/a/deliveries", "/v1/deliveries/x"):
         code, body = await d.request("GET", path)
         assert code == 401, path
@@ -174,7 +172,7 @@ async def test_tokens_missing_wrong_and_each_valid(
     assert (await d.request("GET", "/metrics"))[0] == 200
 
 
-async def test_refuses_non_loopback_listen_without_tokens(make_config: Callable[..., Path], tmp_path: Path) -> None:
+async def test_refuses_non_loopback_listen_without_tokens(make_config: MakeConfig, tmp_path: Path) -> None:
     """hookd will not start on a non-loopback address with no tokens, and says why."""
     config = make_config([], server={"listen": "0.0.0.0:0"})
     proc = await asyncio.create_subprocess_exec(
@@ -188,7 +186,7 @@ async def test_refuses_non_loopback_listen_without_tokens(make_config: Callable[
 
 
 async def test_warns_when_config_with_inline_secrets_is_readable_by_others(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """A config holding inline secrets that others can read gets a warning naming the keys."""
     config = make_config([webhook("a", receiver.url + "/a", secret=SECRET)])
@@ -200,7 +198,7 @@ async def test_warns_when_config_with_inline_secrets_is_readable_by_others(
 
 
 async def test_refuses_a_store_written_by_a_newer_hookd_and_exits(
-    make_config: Callable[..., Path], tmp_path: Path
+    make_config: MakeConfig, tmp_path: Path
 ) -> None:
     """A database of a newer schema version: hookd logs start_failed and exits 1 at once
     (the store's connection thread must not keep the process alive)."""

@@ -1,5 +1,6 @@
-"""Reliable delivery end to end (SPEC §6, §7, §9): retries, Retry-After, redirects, crashes,
-slow receivers, ordering, auto-disable, reload and shutdown, against the real ``hookd run``."""
+"""Reliable delivery end to end (SPEC §6, §7, §9): retries, Retry-After, redirects, slow
+receivers, ordering and auto-disable against an App in the test's loop; crashes, restarts,
+reload (SIGHUP) and shutdown (SIGTERM) against the real ``hookd run``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import signal
 import time
 import tomllib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,20 @@ import pytest
 import tomli_w
 from aiohttp import web
 
-from tests.conftest import Daemon, Received, Receiver, ev, fail_first, hang, stamped, status, webhook
-
-DaemonFactory = Callable[..., Awaitable[Daemon]]
-MakeConfig = Callable[..., Path]
+from tests.support import (
+    AppFactory,
+    Client,
+    DaemonFactory,
+    MakeConfig,
+    Received,
+    Receiver,
+    ev,
+    fail_first,
+    hang,
+    stamped,
+    status,
+    webhook,
+)
 
 
 def carried(requests: Iterable[Received]) -> list[str]:
@@ -31,7 +42,7 @@ def carried(requests: Iterable[Received]) -> list[str]:
     return out
 
 
-async def accept(d: Daemon, events: list[dict[str, Any]]) -> dict[str, Any]:
+async def accept(d: Client, events: list[dict[str, Any]]) -> dict[str, Any]:
     """POST events and insist on a 202."""
     code, body = await d.send(events)
     assert code == 202, body
@@ -50,14 +61,14 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> 
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
-async def record(d: Daemon, delivery_id: str) -> dict[str, Any]:
+async def record(d: Client, delivery_id: str) -> dict[str, Any]:
     """GET one delivery's whole record."""
     code, rec = await d.request("GET", f"/v1/deliveries/{delivery_id}")
     assert code == 200, rec
     return dict(rec)
 
 
-async def webhook_state(d: Daemon, webhook_id: str) -> dict[str, Any]:
+async def webhook_state(d: Client, webhook_id: str) -> dict[str, Any]:
     """The webhook's entry in GET /v1/webhooks."""
     code, body = await d.request("GET", "/v1/webhooks")
     assert code == 200, body
@@ -78,12 +89,12 @@ def write_config(path: Path, webhooks: list[dict[str, Any]], **tables: Any) -> N
 
 
 async def test_retries_until_success_and_logs_every_attempt(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Transient failures are retried on the schedule until a 2xx, each attempt in the record and the log."""
     receiver.behave["/a"] = fail_first(2, 500)
     receiver.behave["/z"] = status(503)
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a"), webhook("z", receiver.url + "/z")]))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a"), webhook("z", receiver.url + "/z")]))
     await accept(d, [ev(1)])
 
     (ok,) = await d.wait_deliveries("a", 1, state="succeeded")
@@ -120,14 +131,14 @@ async def test_retries_until_success_and_logs_every_attempt(
 async def test_permanent_4xx_is_retried_only_under_any_failure(
     receiver: Receiver,
     make_config: MakeConfig,
-    daemon_factory: DaemonFactory,
+    app_factory: AppFactory,
     retry_on: str,
     state: str,
     attempts: list[int],
 ) -> None:
     """A 400 ends the delivery at once under retry_on = "transient" and is retried under "any_failure"."""
     receiver.behave["/a"] = fail_first(1, 400)
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")], delivery={"retry_on": retry_on}))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a")], delivery={"retry_on": retry_on}))
     await accept(d, [ev(1)])
     (summary,) = await d.wait_deliveries("a", 1, state=state)
     rec = await record(d, summary["id"])
@@ -136,7 +147,7 @@ async def test_permanent_4xx_is_retried_only_under_any_failure(
 
 
 async def test_retry_after_is_honoured_up_to_the_schedules_largest_delay(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """Retry-After on 429/503 stretches the next wait beyond the schedule, but never past its largest delay."""
     plain: list[float] = []
@@ -154,7 +165,7 @@ async def test_retry_after_is_honoured_up_to_the_schedules_largest_delay(
         return web.json_response({"ok": True})
 
     receiver.behave["/dated"] = stamped(dated, date_two_seconds_ahead)
-    d = await daemon_factory(
+    d = await app_factory(
         make_config(
             [webhook(p, receiver.url + "/" + p) for p in ("plain", "asked", "capped", "dated")],
             delivery={"retry_schedule": [0.05, 1.5]},
@@ -174,11 +185,11 @@ async def test_retry_after_is_honoured_up_to_the_schedules_largest_delay(
 
 
 async def test_redirect_is_a_failure_and_not_followed(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A 302 counts as a failed attempt and its Location is never requested."""
     receiver.behave["/a"] = status(302, headers={"Location": receiver.url + "/elsewhere"})
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a")]))
     await accept(d, [ev(1)])
     (summary,) = await d.wait_deliveries("a", 1, state="failed")
     assert summary["status_code"] == 302
@@ -260,11 +271,11 @@ async def test_kill_9_under_load_loses_no_accepted_item(
 
 
 async def test_hanging_receiver_does_not_delay_another_webhook(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """While webhook A's receiver hangs with its lane full, webhook B's delivery still arrives at once."""
     receiver.behave["/a"] = hang(receiver)
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("a", receiver.url + "/a", "ticket.*"), webhook("b", receiver.url + "/b", "client.*")])
     )
     await accept(d, [ev(n) for n in range(20)])
@@ -275,10 +286,11 @@ async def test_hanging_receiver_does_not_delay_another_webhook(
     await receiver.wait_for(1, "/b", timeout=1.0)
     assert time.monotonic() - t0 < 1.0
     assert len(receiver.at("/a")) == 16
+    receiver.release.set()  # the hung attempts may end: the App's stop need not wait out its grace period
 
 
 async def test_ordered_webhook_keeps_ingest_order_through_a_retry(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """With ordered = true nothing after an item is sent until that item's retry has succeeded."""
     failed_once = False
@@ -291,7 +303,7 @@ async def test_ordered_webhook_keeps_ingest_order_through_a_retry(
         return web.json_response({"ok": True})
 
     receiver.behave["/a"] = fail_two_once
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a", ordered=True)]))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a", ordered=True)]))
     await accept(d, [ev(n) for n in range(1, 6)])
     got = await receiver.wait_for(6, "/a")
     assert [r.json()["object_id"] for r in got] == [1, 2, 2, 3, 4, 5]
@@ -346,7 +358,7 @@ async def test_auto_disable_keeps_items_until_enabled_across_a_restart(
 
 
 async def test_auto_disable_counts_only_consecutive_failures(
-    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A success between failures resets the streak, so only auto_disable_after failures in a row disable."""
     answers = iter([500, 200, 500, 500])
@@ -355,7 +367,7 @@ async def test_auto_disable_counts_only_consecutive_failures(
         return web.Response(status=next(answers))
 
     receiver.behave["/a"] = scripted
-    d = await daemon_factory(
+    d = await app_factory(
         make_config([webhook("a", receiver.url + "/a", auto_disable_after=2)], delivery={"retry_schedule": []})
     )
     for n in (1, 2, 3):  # one at a time, so the streak follows the script's order
@@ -377,7 +389,7 @@ async def test_sighup_reload_applies_a_valid_config(
     receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """SIGHUP adds webhooks and moves URLs for new events; a removed webhook's items wait until it is added back."""
-    batched = {"batching": "any_event", "batch_wait_seconds": 0.3}
+    batched: dict[str, Any] = {"batching": "any_event", "batch_wait_seconds": 0.3}
     c_hook = webhook("c", receiver.url + "/c", **batched)
     config = make_config([webhook("a", receiver.url + "/a1"), c_hook])
     d = await daemon_factory(config)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import HOOKD, Daemon, Receiver, ev, webhook
+from tests.support import HOOKD, Daemon, Receiver, ev, webhook
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 
@@ -28,6 +28,7 @@ async def run_to_exit(config: Path, timeout: float = 15.0) -> tuple[int, list[di
             proc.kill()
             with contextlib.suppress(Exception):
                 await proc.wait()
+    assert proc.returncode is not None
     return proc.returncode, [json.loads(line) for line in out.decode().splitlines()]
 
 

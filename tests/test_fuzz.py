@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from hookd.app import App
 from hookd.config import OPERATORS, Config, ConfigError
-from tests.conftest import SECRET, Receiver
+from tests.support import SECRET, Receiver
 
 ERROR_STATUSES = {400, 413, 415, 422}
 # Hypothesis cannot drive an async test itself, so it runs in a worker thread while the

@@ -15,9 +15,9 @@ from typing import TextIO
 
 import pytest
 import structlog
-from conftest import HOOKD, Daemon, Receiver, ev, fail_first, status, webhook
 
 from hookd.logs import LineWriter, configure, journald_stream
+from tests.support import HOOKD, Daemon, Receiver, ev, fail_first, status, webhook
 
 MakeConfig = Callable[..., Path]
 Factory = Callable[..., Awaitable[Daemon]]

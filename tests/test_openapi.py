@@ -5,22 +5,21 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from hookd.openapi import document
-from tests.conftest import SECRET, Daemon, Receiver, webhook
+from tests.support import SECRET, AppFactory, MakeConfig, Receiver, webhook
 
 ST = shutil.which("st") or str(Path(sys.executable).with_name("st"))
 
 
 async def test_openapi_document_is_served_and_lists_every_v1_route(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: Callable[..., Awaitable[Daemon]]
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """GET /v1/openapi.json answers an OpenAPI 3.1 document naming every route, the open ones without security."""
-    d = await daemon_factory(make_config([webhook("a", receiver.url + "/a")]))
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a")]))
     code, doc = await d.request("GET", "/v1/openapi.json")
     assert code == 200
     assert doc["openapi"] == "3.1.0"
@@ -55,11 +54,11 @@ def test_openapi_document_is_valid() -> None:
 @pytest.mark.skipif(not Path(ST).exists(), reason="schemathesis is not installed (pip install -e '.[test]')")
 async def test_schemathesis_finds_no_failure(
     receiver: Receiver,
-    make_config: Callable[..., Path],
-    daemon_factory: Callable[..., Awaitable[Daemon]],
+    make_config: MakeConfig,
+    app_factory: AppFactory,
     tmp_path: Path,
 ) -> None:
-    """Schemathesis, run against a live daemon with a token, finds no server error or schema mismatch."""
+    """Schemathesis, run against a live App with a token, finds no server error or schema mismatch."""
     # One documented exception: ingest refuses (422) numbers by how they are written, which
     # JSON Schema cannot state (the document says it in words), so schemathesis's schema-valid
     # events may hold an integer past 64 bits. Every other check, here included, stays as it is.
@@ -77,7 +76,7 @@ async def test_schemathesis_finds_no_failure(
         ],
         server={"tokens": ["s3cret-token"]},
     )
-    d = await daemon_factory(config)
+    d = await app_factory(config)
     proc = await asyncio.create_subprocess_exec(
         ST, "--config-file", str(st_config), "run", f"{d.url}/v1/openapi.json",
         "--header", "Authorization: Bearer s3cret-token",

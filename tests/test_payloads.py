@@ -63,7 +63,8 @@ def build(webhook: Webhook, occ: Occurrence | None = None, trigger: str = "close
     """The decoded body of one item."""
     raw = PayloadBuilder(webhook).body(occ or make_occ(), ITEM_ID, trigger)
     assert isinstance(raw, bytes)
-    return json.loads(raw)
+    body: dict[str, Any] = json.loads(raw)
+    return body
 
 
 ENVELOPE = {

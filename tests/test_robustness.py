@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from test_batcher import running_store
 
 from hookd.models import Delivery, IdFactory
 from hookd.payloads import RequestShape, query_params
 from hookd.redact import redact_url
-from tests.conftest import Daemon, Receiver, ev, webhook
-
-DaemonFactory = Callable[..., Awaitable[Daemon]]
+from tests.support import AppFactory, DaemonFactory, MakeConfig, Receiver, ev, running_store, webhook
 
 
 def _delivery(ids: IdFactory, seq: int, webhook_id: str, created_at: float) -> Delivery:
@@ -98,7 +94,7 @@ def test_credentials_are_redacted_from_logged_headers_and_urls() -> None:
 
 
 async def test_items_of_a_webhook_that_stopped_batching_are_sent_after_restart(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, daemon_factory: DaemonFactory
 ) -> None:
     """Items left in an open batch go out one by one after a restart that made the webhook per_occurrence."""
     config = make_config([webhook("w", receiver.url + "/w", batching="any_event", batch_wait_seconds=60)])
@@ -114,10 +110,10 @@ async def test_items_of_a_webhook_that_stopped_batching_are_sent_after_restart(
 
 
 async def test_enable_refuses_a_webhook_disabled_in_config_and_changes_nothing(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: DaemonFactory
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """POST enable on a webhook with enabled = false answers 409 and leaves its state as it was."""
-    d = await daemon_factory(make_config([webhook("w", receiver.url + "/w", enabled=False)]))
+    d = await app_factory(make_config([webhook("w", receiver.url + "/w", enabled=False)]))
     code, body = await d.request("POST", "/v1/webhooks/w/enable")
     assert code == 409
     assert body["error"]["code"] == "disabled_in_config"

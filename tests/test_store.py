@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_batcher import running_store
 
 from hookd.models import Delivery, IdFactory, Item, Occurrence
 from hookd.store import Outcome
+from tests.support import running_store
 
 # Bodies the packing must carry exactly: empty, non-ASCII, quotes and backslashes, NUL,
 # and bytes that are not UTF-8 at all.

@@ -8,13 +8,12 @@ import contextlib
 import re
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from fakeclock import FakeClock
 from structlog.testing import capture_logs
 
 from hookd.app import App
@@ -22,7 +21,8 @@ from hookd.config import Config
 from hookd.models import Delivery, IdFactory, Occurrence
 from hookd.store import Outcome, StorageLost, Store
 from hookd.store.core import backoff, transient
-from tests.conftest import Daemon, Receiver, ev, webhook
+from tests.fakeclock import FakeClock
+from tests.support import Daemon, Receiver, ev, webhook
 
 BUSY = 0.1  # the store's busy timeout in these tests: a held lock fails a write fast
 
@@ -69,7 +69,7 @@ async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
             await asyncio.sleep(0.005)
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     """The captured log entries named ``name``."""
     return [e for e in logs if e["event"] == name]
 

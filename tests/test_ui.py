@@ -1,5 +1,5 @@
 """The deliveries page (SPEC §8a): its static routes, and the page driven in headless
-Chromium against the real ``hookd run`` and a real receiver.
+Chromium against an App serving in the test's loop and a real receiver.
 
 The browser tests need Debian's ``chromium`` and ``chromium-driver`` packages and the
 ``selenium`` package. Selenium is synchronous, so every call goes through
@@ -13,14 +13,13 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import Daemon, Receiver, status, webhook
 from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -35,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from yarl import URL
 
 from hookd.ui import UI_DIR
+from tests.support import AppFactory, Receiver, status, webhook
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -46,9 +46,6 @@ FLAKY = (
     ElementNotInteractableException,
     ElementClickInterceptedException,
 )
-
-StartDaemon = Callable[..., Awaitable[Daemon]]
-
 
 class Browser:
     """A thin async face over one headless Chromium session."""
@@ -253,10 +250,10 @@ class HoldingProxy:
 
 
 async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Callable[..., Path],
-                                             daemon_factory: StartDaemon) -> None:  # fmt: skip
+                                             app_factory: AppFactory) -> None:  # fmt: skip
     """/ui redirects; assets carry their content types and no-cache, need no token, and no path leaves the folder."""
     config = make_config([webhook("ok", receiver.url + "/ok")], server={"tokens": ["t0k"]})
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     modules = sorted(p.name for p in UI_DIR.glob("*.js"))
     assert "main.js" in modules
     async with aiohttp.ClientSession() as s:
@@ -299,7 +296,7 @@ async def test_ui_routes_serve_assets_safely(receiver: Receiver, make_config: Ca
 
 
 async def test_failed_delivery_detail_and_resend(receiver: Receiver, make_config: Callable[..., Path],
-                                                 daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                                                 app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """An operator finds a failed delivery, reads the receiver's answer, and resends it once the receiver is fixed."""
     receiver.behave["/billing"] = status(500, failing_body(), {"Content-Type": "application/json"})
     config = make_config(
@@ -312,7 +309,7 @@ async def test_failed_delivery_detail_and_resend(receiver: Receiver, make_config
         ],
         delivery={"retry_schedule": []},
     )  # fmt: skip
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     code, _ = await daemon.send([ticket(1), ticket(2, summary="VPN drops every hour")])
     assert code == 202
     [failed] = await daemon.wait_deliveries("billing", 1, state="failed")
@@ -356,11 +353,11 @@ async def test_failed_delivery_detail_and_resend(receiver: Receiver, make_config
 
 
 async def test_lightweight_logs_disable_resend(receiver: Receiver, make_config: Callable[..., Path],
-                                               daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                                               app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """Under lightweight logs the Resend button is disabled and the page says why."""
     config = make_config([webhook("audit", receiver.url + "/audit", lightweight_logs=True)],
                          delivery={"retry_schedule": []})  # fmt: skip
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     await daemon.send(ticket(1))
     [d] = await daemon.wait_deliveries("audit", 1, state="succeeded")
 
@@ -373,10 +370,10 @@ async def test_lightweight_logs_disable_resend(receiver: Receiver, make_config: 
 
 
 async def test_token_prompt(receiver: Receiver, make_config: Callable[..., Path],
-                            daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                            app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """With server.tokens the page asks for a token, says when it is refused, and keeps it for the tab."""
     config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")], server={"tokens": ["t0k"]})
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
 
     await browser.open(daemon.url + "/ui/")
     await browser.text("#token-dialog", "API token needed")
@@ -394,7 +391,7 @@ async def test_token_prompt(receiver: Receiver, make_config: Callable[..., Path]
 
 
 async def test_deliveries_filter_and_paging(receiver: Receiver, make_config: Callable[..., Path],
-                                            daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                                            app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """A webhook's deliveries are filtered by state and paged 50 at a time, newest first."""
 
     async def every_other(request: web.Request, n: int) -> web.StreamResponse:
@@ -402,7 +399,7 @@ async def test_deliveries_filter_and_paging(receiver: Receiver, make_config: Cal
 
     receiver.behave["/mixed"] = every_other
     config = make_config([webhook("mixed", receiver.url + "/mixed")], delivery={"retry_schedule": []})
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     await daemon.send([ticket(i) for i in range(51)])
     await daemon.wait_deliveries("mixed", 26, state="failed")
     await daemon.wait_deliveries("mixed", 25, state="succeeded")
@@ -428,14 +425,14 @@ async def test_deliveries_filter_and_paging(receiver: Receiver, make_config: Cal
 
 
 async def test_overview_refreshes_and_enables(receiver: Receiver, make_config: Callable[..., Path],
-                                              daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                                              app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """The overview updates by itself, and an auto-disabled webhook is enabled with its button."""
     receiver.behave["/flaky"] = status(503, b"maintenance")
     config = make_config(
         [webhook("ok", receiver.url + "/ok"), webhook("flaky", receiver.url + "/flaky", auto_disable_after=1)],
         delivery={"retry_schedule": []},
     )
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     await daemon.send(ticket(1))
     await daemon.wait_deliveries("ok", 1, state="succeeded")
     await daemon.wait_deliveries("flaky", 1, state="failed")
@@ -456,10 +453,10 @@ async def test_overview_refreshes_and_enables(receiver: Receiver, make_config: C
 
 
 async def test_every_module_loads(receiver: Receiver, make_config: Callable[..., Path],
-                                  daemon_factory: StartDaemon, browser: Browser) -> None:  # fmt: skip
+                                  app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """Every .js file of the page is loaded as a module and main.js runs to its end, without console errors."""
     config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")])
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
 
     await browser.open(daemon.url + "/ui/")
     ready = "return document.documentElement.dataset.ready"
@@ -473,11 +470,11 @@ async def test_every_module_loads(receiver: Receiver, make_config: Callable[...,
 
 
 async def test_navigation_aborts_the_previous_views_fetch(
-    receiver: Receiver, make_config: Callable[..., Path], daemon_factory: StartDaemon, browser: Browser
+    receiver: Receiver, make_config: Callable[..., Path], app_factory: AppFactory, browser: Browser
 ) -> None:
     """Leaving a view whose answer is still on its way aborts its request, and that view never shows in the next one."""
     config = make_config([webhook("ok", receiver.url + "/ok", name="Service desk sync")])
-    daemon = await daemon_factory(config)
+    daemon = await app_factory(config)
     await daemon.send(ticket(1))
     [d] = await daemon.wait_deliveries("ok", 1, state="succeeded")
 
