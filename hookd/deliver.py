@@ -21,7 +21,7 @@ import structlog
 from hookd.attempt_log import log_record
 from hookd.clock import Clock
 from hookd.config import Config, Webhook
-from hookd.http import Response, Sender
+from hookd.http import Response, Transport
 from hookd.lanes import Health, Lane
 from hookd.metrics import Metrics
 from hookd.models import Delivery
@@ -36,7 +36,7 @@ log = structlog.get_logger("hookd.deliver")
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
-    def __init__(self, clock: Clock, store: Store, sender: Sender, metrics: Metrics) -> None:
+    def __init__(self, clock: Clock, store: Store, sender: Transport, metrics: Metrics) -> None:
         self._clock = clock
         self._store = store
         self._sender = sender
@@ -133,9 +133,12 @@ class Dispatcher:
     def _release(self, lane: Lane) -> None:
         lane.inflight -= 1
         self._inflight -= 1
-        self._pump(lane)
+        # Lanes that waited for a global slot go first, in the order they waited; this one,
+        # if it has more, queues behind them. Taking the slot back first would let one busy
+        # webhook hold every other one off until it drained.
         while self._starved and self._inflight < self._limit:
             self._pump(self._starved.popleft())
+        self._pump(lane)
 
     # -- one attempt -------------------------------------------------------------------
 
