@@ -292,8 +292,7 @@ class App:
             if b.spooled:
                 spool += b.count
         disabled = {
-            w.id: float(not w.enabled or self.dispatcher.health(w.id).auto_disabled)
-            for w in self.config.webhooks
+            w.id: float(not w.enabled or self.dispatcher.health(w.id).auto_disabled) for w in self.config.webhooks
         }
         return {
             "pending_items": pending,
