@@ -221,7 +221,7 @@ class Dispatcher:
         saved.add_done_callback(functools.partial(self._saved, d, state))
         self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
         # A delivery failed for good needs an operator's look; one to be retried not yet.
-        (log.warning if d.state == "failed" else log.info)(
+        (log.warning if state == "failed" else log.info)(
             "attempt",
             webhook=lane.webhook_id,
             delivery=d.id,
