@@ -379,7 +379,13 @@ class Dispatcher:
         lane = self._lanes.get(webhook_id)
         if lane is None:
             return Health(delivering=delivering)
-        return Health(lane.auto_disabled, lane.failures, lane.waiting(), lane.inflight, delivering)
+        return Health(
+            auto_disabled=lane.auto_disabled,
+            failures=lane.failures,
+            queued=lane.waiting(),
+            inflight=lane.inflight,
+            delivering=delivering,
+        )
 
     def delivering(self, delivery_id: str) -> bool:
         """True while the delivery is in an attempt or its outcome is not yet committed."""
