@@ -82,13 +82,13 @@ def _iso(ts: float | None) -> str | None:
     return format_timestamp(ts) if ts is not None else None
 
 
-def present(rec: dict[str, Any], active: dict[str, Delivery]) -> dict[str, Any]:
+def present(rec: dict[str, Any], delivering: bool) -> dict[str, Any]:
     """A log record as the API shows it: ISO times, and ``delivering`` while in an attempt."""
     out = dict(rec)
     out.pop("seq", None)
     for key in ("created_at", "next_attempt_at", "finished_at"):
         out[key] = _iso(out.get(key))
-    if out["id"] in active:
+    if delivering:
         out["state"] = "delivering"
     if "attempt_log" in out:
         out["attempts"] = [
@@ -179,16 +179,14 @@ class Api:
         return [self._state(w, counts, last) for w in hooks]
 
     def _state(self, w: Webhook, counts: dict[str, dict[str, int]], last: dict[str, Any]) -> dict[str, Any]:
-        lane = self._dispatcher.lanes.get(w.id)
-        paused = lane.paused if lane else False
+        health = self._dispatcher.health(w.id)
         by_state = dict.fromkeys(STATES, 0)
         by_state.update(counts.get(w.id, {}))
-        for d in self._dispatcher.active.values():
-            if d.webhook_id == w.id:
-                by_state["delivering"] += 1
-                if by_state.get(d.state, 0) > 0:
-                    by_state[d.state] -= 1
-        reason = "config" if not w.enabled else "auto" if paused else None
+        for logged in health.delivering.values():
+            by_state["delivering"] += 1
+            if by_state.get(logged, 0) > 0:
+                by_state[logged] -= 1
+        reason = "config" if not w.enabled else "auto" if health.auto_disabled else None
         info = last.get(w.id)
         return {
             "id": w.id,
@@ -196,7 +194,7 @@ class Api:
             "url": redact_url(w.url),
             "enabled": reason is None,
             "disabled_reason": reason,
-            "consecutive_failures": lane.failures if lane else 0,
+            "consecutive_failures": health.failures,
             "counts": by_state,
             "last_status": info["status_code"] if info else None,
             "last_error": info["error"] if info else None,
@@ -239,22 +237,22 @@ class Api:
         if problems:
             return error(400, "invalid_query", "bad query parameters", problems)
         assert limit is not None
-        active = self._dispatcher.active
+        delivering = self._dispatcher.delivering
         if state == "delivering":
             # Only memory knows what is in an attempt right now: no paging needed.
-            ids = [d.id for d in active.values() if d.webhook_id == wid][:limit]
+            ids = list(self._dispatcher.health(wid).delivering)[:limit]
             rows = await self._log.summaries(ids)
-            return json_response({"deliveries": [present(r, active) for r in rows], "next": None})
+            return json_response({"deliveries": [present(r, delivering(r["id"])) for r in rows], "next": None})
         rows = await self._log.deliveries(wid, state, limit, before)
         nxt = str(rows[-1]["seq"]) if len(rows) == limit else None
-        return json_response({"deliveries": [present(r, active) for r in rows], "next": nxt})
+        return json_response({"deliveries": [present(r, delivering(r["id"])) for r in rows], "next": nxt})
 
     async def delivery(self, request: web.Request) -> web.Response:
         """One delivery's whole record."""
         rec = await self._log.delivery(request.match_info["id"])
         if rec is None:
             return error(404, "not_found", f"no delivery {request.match_info['id']!r}")
-        return json_response(present(rec, self._dispatcher.active))
+        return json_response(present(rec, self._dispatcher.delivering(rec["id"])))
 
     async def resend(self, request: web.Request) -> web.Response:
         """A new delivery of the same body and ``webhook-id``."""

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from hookd.listener import AcceptErrors, AcceptSite, body_deadline
 from hookd.metrics import Metrics
 from hookd.models import IdFactory
 from hookd.store import Store
+from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd")
 
@@ -61,7 +61,7 @@ class App:
         self._started = asyncio.Event()  # a SIGHUP before this waits for start-up to finish
         self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()  # reloads started by SIGHUP
         self.metrics.watch(self._gauges)
 
     @property
@@ -83,7 +83,7 @@ class App:
             # inside the try, so that a start that fails takes them out again.
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             loop.add_signal_handler(signal.SIGINT, stop.set)
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.spawn(self.reload(), name="reload"))
             await self.store.open()
             async with asyncio.TaskGroup() as tg:
                 writer = tg.create_task(self.store.writer(), name="store-writer")
@@ -174,8 +174,7 @@ class App:
                 await self.store.drain()
         tasks[-1].cancel()
         await asyncio.gather(tasks[-1], return_exceptions=True)
-        for t in list(self._tasks):
-            t.cancel()
+        self._tasks.cancel()
         log.info(
             "stopped", cut_attempts=cut, open_batches=open_batches,
             queued=sum(self.dispatcher.queued().values()), flushes=self.store.flushes,
@@ -232,7 +231,7 @@ class App:
         if kept:
             log.warning("reload_needs_restart", keys=kept)
         # Webhooks new to this process (or back after removal) pick up what they left.
-        known = set(self.dispatcher.lanes)
+        known = self.dispatcher.webhook_ids()
         added = [w.id for w in new.webhooks if w.id not in known]
         restored, restored_items = await self._take_up(new, known)
         log.info(
@@ -273,11 +272,6 @@ class App:
         # Pinged from the loop itself, so a stuck loop misses its pings and is restarted.
         await watchdog_loop(self.notifier, status=self._status)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # -- state for metrics and STATUS= ---------------------------------------------------
 
     def _status(self) -> str:
@@ -298,8 +292,7 @@ class App:
             if b.spooled:
                 spool += b.count
         disabled = {
-            w.id: float(not w.enabled or bool(self.dispatcher.lanes.get(w.id) and self.dispatcher.lanes[w.id].paused))
-            for w in self.config.webhooks
+            w.id: float(not w.enabled or self.dispatcher.health(w.id).auto_disabled) for w in self.config.webhooks
         }
         return {
             "pending_items": pending,

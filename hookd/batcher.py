@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from hookd.models import Delivery, IdFactory, Item
 from hookd.payloads import batch_body
 from hookd.store import OpenBatch as StoredBatch
 from hookd.store import Store
+from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd.batcher")
 
@@ -108,7 +109,7 @@ class Batcher:
         self._deliver = deliver
         self._policies: dict[str, Policy] = {}
         self.open: dict[tuple[str, str], OpenBatch] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._spool_due: list[OpenBatch] = []
         self._spool_reading: list[OpenBatch] = []  # taken by the spool flush under way
         self._spool_task = False
@@ -191,7 +192,7 @@ class Batcher:
             self._spool_due.append(b)
             if not self._spool_task:
                 self._spool_task = True
-                self._spawn(self._flush_spooled())
+                self._tasks.spawn(self._flush_spooled())
             return
         self._emit(b.webhook_id, b.items)
 
@@ -317,19 +318,13 @@ class Batcher:
                 self.add(item)
         return restored
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def stop(self) -> None:
         """Cancel the timers; the batches stay in the store for the next start."""
         for b in self.open.values():
             if b.timer is not None:
                 b.timer.cancel()
         self.open.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     def pending(self) -> dict[str, int]:
         """Items in batches not yet handed on (open, being read from the spool, or waiting

@@ -14,87 +14,44 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 import structlog
 
-from hookd.clock import Clock, Timer
+from hookd.attempt_log import log_record
+from hookd.clock import Clock
 from hookd.config import Config, Webhook
-from hookd.http import Response, Sender
+from hookd.http import Response, Transport
+from hookd.lanes import Health, Lane
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
-from hookd.redact import redact_url
 from hookd.retry import decide, parse_retry_after
 from hookd.store import Outcome, Store
+from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd.deliver")
-
-
-@dataclass(eq=False)
-class Lane:
-    """One webhook's deliveries: what waits, what is in flight, whether it may send."""
-
-    webhook_id: str
-    shape: RequestShape
-    limit: int
-    ordered: bool
-    lightweight: bool
-    auto_disable_after: int
-    paused: bool = False  # auto-disabled
-    removed: bool = False  # no longer configured; in-flight attempts may still settle on it
-    failures: int = 0  # consecutive failed deliveries
-    inflight: int = 0
-    ready: deque[Delivery] = field(default_factory=deque)
-    heap: list[tuple[int, Delivery]] = field(default_factory=list)  # ordered lanes
-    holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
-    timers: dict[int, Timer] = field(default_factory=dict)  # delivery seq → retry timer
-
-    def push(self, d: Delivery) -> None:
-        """Queue a delivery; ordered lanes keep ingest (sequence) order."""
-        if self.ordered:
-            heapq.heappush(self.heap, (d.seq, d))
-        else:
-            self.ready.append(d)
-
-    def pop(self) -> Delivery | None:
-        """The next delivery allowed to start now, if any."""
-        if self.paused:
-            return None
-        if self.ordered:
-            if self.inflight or self.holding is not None or not self.heap:
-                return None
-            return heapq.heappop(self.heap)[1]
-        if self.inflight >= self.limit or not self.ready:
-            return None
-        return self.ready.popleft()
-
-    def waiting(self) -> int:
-        """Deliveries queued, not in flight."""
-        return len(self.heap) + len(self.ready) + (self.holding is not None)
 
 
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
-    def __init__(self, clock: Clock, store: Store, sender: Sender, metrics: Metrics) -> None:
+    def __init__(self, clock: Clock, store: Store, sender: Transport, metrics: Metrics) -> None:
         self._clock = clock
         self._store = store
         self._sender = sender
         self._metrics = metrics
-        self.lanes: dict[str, Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._limit = 1
         self._inflight = 0
         self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
-        # delivery id → delivery, in an attempt now or its outcome not yet committed: shown
-        # as delivering, and not taken up again from the store meanwhile.
-        self.active: dict[str, Delivery] = {}
-        self._holds: dict[str, int] = {}  # delivery id → reasons it is in active
+        # Deliveries in an attempt now or with their outcome not yet committed, by webhook
+        # then delivery id: shown as delivering, and not taken up again from the store meanwhile.
+        self._active: dict[str, dict[str, Delivery]] = {}
+        self._holds: dict[str, int] = {}  # delivery id → reasons it is in _active
         self._stopping = False
         self._settings: Any = None
         self._rand: Callable[[], float] = random.random
@@ -107,18 +64,18 @@ class Dispatcher:
         self._spool_after = config.batching.spool_after_seconds
         self._limit = config.delivery.concurrency
         wanted = {w.id: w for w in config.webhooks}
-        for wid in list(self.lanes):
+        for wid in list(self._lanes):
             if wid not in wanted:
-                self._remove(self.lanes.pop(wid))
+                self._remove(self._lanes.pop(wid))
         for w in config.webhooks:
-            lane = self.lanes.get(w.id)
+            lane = self._lanes.get(w.id)
             if lane is None:
                 lane = Lane(w.id, RequestShape(w), 1, False, False, 0)
-                lane.paused, lane.failures = self._store.counters.webhook_state.get(w.id, (False, 0))
-                self.lanes[w.id] = lane
+                lane.auto_disabled, lane.failures = self._store.counters.webhook_state.get(w.id, (False, 0))
+                self._lanes[w.id] = lane
             # Updated in place: attempts in flight hold this object and settle on it.
             self._apply(lane, w, config)
-        for lane in list(self.lanes.values()):
+        for lane in list(self._lanes.values()):
             self._pump(lane)
 
     def _apply(self, lane: Lane, w: Webhook, config: Config) -> None:
@@ -137,7 +94,6 @@ class Dispatcher:
 
     def _remove(self, lane: Lane) -> None:
         """Forget a webhook that left the config; its deliveries wait in the store."""
-        lane.removed = True
         for timer in lane.timers.values():
             timer.cancel()
         for seq in [s for s, wid in self._spooled_seqs.items() if wid == lane.webhook_id]:
@@ -154,7 +110,7 @@ class Dispatcher:
 
     def submit(self, d: Delivery) -> None:
         """Hand over a delivery whose record is written (or queued for writing)."""
-        lane = self.lanes.get(d.webhook_id)
+        lane = self._lanes.get(d.webhook_id)
         if lane is None:
             log.warning("orphaned_delivery", webhook=d.webhook_id, delivery=d.id)
             return
@@ -172,16 +128,17 @@ class Dispatcher:
                 return
             lane.inflight += 1
             self._inflight += 1
-            task = asyncio.get_running_loop().create_task(self._attempt(lane, d))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._attempt(lane, d))
 
     def _release(self, lane: Lane) -> None:
         lane.inflight -= 1
         self._inflight -= 1
-        self._pump(lane)
+        # Lanes that waited for a global slot go first, in the order they waited; this one,
+        # if it has more, queues behind them. Taking the slot back first would let one busy
+        # webhook hold every other one off until it drained.
         while self._starved and self._inflight < self._limit:
             self._pump(self._starved.popleft())
+        self._pump(lane)
 
     # -- one attempt -------------------------------------------------------------------
 
@@ -249,24 +206,13 @@ class Dispatcher:
         # d.state stays what the log holds until the outcome is committed (see _saved).
         state = decision.state if decision.state != "retry" else "retrying"
         next_at = now + decision.delay if decision.state == "retry" else None
-        request = response = None
-        if not lane.lightweight:
-            url = redact_url(lane.shape.url)
-            if params:
-                url += ("&" if "?" in url else "?") + urlencode(params)
-            request = {"method": lane.shape.method, "url": url, "headers": lane.shape.redacted(headers)}
-            if resp.status is not None:
-                response = {
-                    "status": resp.status,
-                    "headers": resp.headers,
-                    "body": resp.body.decode("utf-8", "replace"),
-                    "truncated": resp.truncated,
-                }
-            else:
-                response = {"status": None, "error": resp.error, "message": resp.message}
+        request, response = log_record(lane.shape, headers, params, resp, lane.lightweight)
         saved = self._store.record(
-            Outcome(d, n, started, round(resp.duration_ms, 3), resp.status, resp.error, d.manual,
-                    state, next_at, lane.lightweight, request, response)
+            Outcome(
+                delivery=d, n=n, started_at=started, duration_ms=round(resp.duration_ms, 3),
+                status_code=resp.status, error=resp.error, manual=d.manual, state=state, next_at=next_at,
+                lightweight=lane.lightweight, request=request, response=response,
+            )
         )  # fmt: skip
         # Until the outcome is committed the log still says pending: the delivery stays
         # shown as delivering, and out of reach of a reload's take-up, however long the
@@ -288,7 +234,7 @@ class Dispatcher:
         )
         # The webhook may have been removed (and maybe re-added) during the attempt: what
         # happens next belongs to the lane configured now, if any; the store has the state.
-        current = self.lanes.get(d.webhook_id)
+        current = self._lanes.get(d.webhook_id)
         if decision.state == "retry":
             assert next_at is not None
             if current is not None:
@@ -303,24 +249,28 @@ class Dispatcher:
         if state == "succeeded":
             if lane.failures:
                 lane.failures = 0
-                self._store.set_webhook_state(lane.webhook_id, lane.paused, 0, now)
+                self._store.set_webhook_state(lane.webhook_id, lane.auto_disabled, 0, now)
         else:
             lane.failures += 1
-            if lane.auto_disable_after and lane.failures >= lane.auto_disable_after and not lane.paused:
-                lane.paused = True
+            if lane.auto_disable_after and lane.failures >= lane.auto_disable_after and not lane.auto_disabled:
+                lane.auto_disabled = True
                 log.warning("webhook_auto_disabled", webhook=lane.webhook_id, failures=lane.failures)
-            self._store.set_webhook_state(lane.webhook_id, lane.paused, lane.failures, now)
+            self._store.set_webhook_state(lane.webhook_id, lane.auto_disabled, lane.failures, now)
 
     def _hold(self, d: Delivery) -> None:
-        self.active[d.id] = d
+        self._active.setdefault(d.webhook_id, {})[d.id] = d
         self._holds[d.id] = self._holds.get(d.id, 0) + 1
 
     def _unhold(self, d: Delivery) -> None:
         left = self._holds.pop(d.id, 1) - 1
         if left:
             self._holds[d.id] = left
-        else:
-            self.active.pop(d.id, None)
+            return
+        held = self._active.get(d.webhook_id)
+        if held is not None:
+            held.pop(d.id, None)
+            if not held:
+                del self._active[d.webhook_id]
 
     def _saved(self, d: Delivery, state: str, fut: asyncio.Future[Any]) -> None:
         """An outcome's write has ended: committed (the usual case) or given up at a stop."""
@@ -346,7 +296,7 @@ class Dispatcher:
         lane.timers[d.seq] = timer
 
     def _retry_due(self, d: Delivery) -> None:
-        lane = self.lanes.get(d.webhook_id)
+        lane = self._lanes.get(d.webhook_id)
         if lane is None:
             return
         lane.timers.pop(d.seq, None)
@@ -365,7 +315,7 @@ class Dispatcher:
             d = await self._store.delivery_by_seq(seq)
             if d is None:
                 continue
-            lane = self.lanes.get(d.webhook_id)
+            lane = self._lanes.get(d.webhook_id)
             if lane is not None and lane.holding is not None and lane.holding.seq == seq:
                 lane.holding = None
             self.submit(d)
@@ -378,9 +328,9 @@ class Dispatcher:
         count = 0
         now = self._clock.now()
         for d in deliveries:
-            lane = self.lanes.get(d.webhook_id)
+            lane = self._lanes.get(d.webhook_id)
             waiting = lane is not None and d.seq in lane.timers
-            if d.id in self.active or waiting or d.seq in self._spooled_seqs:
+            if d.id in self._holds or waiting or d.seq in self._spooled_seqs:
                 continue  # already here: in flight, or waiting out a retry
             count += 1
             if d.state == "retrying" and d.next_at > now:
@@ -394,11 +344,11 @@ class Dispatcher:
 
     def enable(self, webhook_id: str) -> bool:
         """Re-enable an auto-disabled webhook; False when it is not configured."""
-        lane = self.lanes.get(webhook_id)
+        lane = self._lanes.get(webhook_id)
         if lane is None:
             return False
-        if lane.paused or lane.failures:
-            lane.paused = False
+        if lane.auto_disabled or lane.failures:
+            lane.auto_disabled = False
             lane.failures = 0
             self._store.set_webhook_state(webhook_id, False, 0, self._clock.now())
             log.info("webhook_enabled", webhook=webhook_id)
@@ -410,22 +360,44 @@ class Dispatcher:
     async def stop(self, grace: float) -> int:
         """Start nothing new; give in-flight attempts ``grace`` seconds; return how many were cut."""
         self._stopping = True
-        for lane in self.lanes.values():
+        for lane in self._lanes.values():
             for timer in lane.timers.values():
                 timer.cancel()
             lane.timers.clear()
-        if not self._tasks:
-            return 0
-        _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
-        for t in unfinished:
-            t.cancel()
+        unfinished = await self._tasks.wait(grace)
         if unfinished:
-            await asyncio.wait(unfinished)
-        return len(unfinished)
+            self._tasks.cancel()
+            await self._tasks.wait()
+        return unfinished
+
+    # -- what the API, the metrics and STATUS= read ---------------------------------------
+
+    def health(self, webhook_id: str) -> Health:
+        """One webhook as the dispatcher sees it now (defaults for one it has no lane for)."""
+        held = self._active.get(webhook_id, {})
+        delivering = {delivery_id: d.state for delivery_id, d in held.items()}
+        lane = self._lanes.get(webhook_id)
+        if lane is None:
+            return Health(delivering=delivering)
+        return Health(
+            auto_disabled=lane.auto_disabled,
+            failures=lane.failures,
+            queued=lane.waiting(),
+            inflight=lane.inflight,
+            delivering=delivering,
+        )
+
+    def delivering(self, delivery_id: str) -> bool:
+        """True while the delivery is in an attempt or its outcome is not yet committed."""
+        return delivery_id in self._holds
+
+    def webhook_ids(self) -> set[str]:
+        """The webhooks with a lane: those of the config applied last."""
+        return set(self._lanes)
 
     def queued(self) -> dict[str, int]:
         """Deliveries waiting (not in flight) per webhook."""
-        return {wid: lane.waiting() for wid, lane in self.lanes.items()}
+        return {wid: lane.waiting() for wid, lane in self._lanes.items()}
 
     @property
     def inflight(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,6 +24,21 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     truncated: bool = False
+
+
+class Transport(Protocol):
+    """What the dispatcher sends attempts through: a ``Sender``, or a test's scripted stand-in."""
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        params: dict[str, str] | None = None,
+    ) -> Response:
+        """One HTTP request; never raises for anything the receiver or network does."""
+        ...
 
 
 def error_kind(exc: BaseException) -> str:

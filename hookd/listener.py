@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 
 from hookd.responses import error
+from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd")
 
@@ -114,7 +115,7 @@ class AcceptSite(web.BaseSite):
         self._retry_after = retry_after
         self._sockets: list[socket.socket] = []
         self._retries: dict[int, asyncio.TimerHandle] = {}
-        self._connecting: set[asyncio.Task[Any]] = set()
+        self._connecting = TaskSet()
 
     @property
     def name(self) -> str:
@@ -144,8 +145,7 @@ class AcceptSite(web.BaseSite):
             loop.remove_reader(sock.fileno())
             sock.close()
         self._sockets = []
-        for task in list(self._connecting):
-            task.cancel()
+        self._connecting.cancel()
         await super().stop()
 
     def _accept(self, sock: socket.socket) -> None:
@@ -168,8 +168,7 @@ class AcceptSite(web.BaseSite):
                 return
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = loop.create_task(loop.connect_accepted_socket(server, conn))
-            self._connecting.add(task)
+            task = self._connecting.spawn(loop.connect_accepted_socket(server, conn))
             task.add_done_callback(self._connected)
 
     def _resume(self, sock: socket.socket) -> None:
@@ -178,7 +177,6 @@ class AcceptSite(web.BaseSite):
             asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
 
     def _connected(self, task: asyncio.Task[Any]) -> None:
-        self._connecting.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # The client went away between accept and set-up; nothing to answer.
             log.debug("connection_setup_failed", error=str(task.exception()))

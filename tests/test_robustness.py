@@ -36,7 +36,12 @@ async def test_prune_keeps_open_deliveries_of_configured_webhooks(tmp_path: Path
         store.counters.delivery_seq = 4
         from hookd.store import Outcome
 
-        store.record(Outcome(rows[2], 1, 100.0, 1.0, 200, None, False, "succeeded", None, False))
+        store.record(
+            Outcome(
+                delivery=rows[2], n=1, started_at=100.0, duration_ms=1.0, status_code=200, error=None,
+                manual=False, state="succeeded", next_at=None, lightweight=False,
+            )
+        )  # fmt: skip
         await store.drain()
         assert await store.prune(5_000.0, {"kept"}) == 2
         left = await store.run(lambda c: [r[0] for r in c.execute("SELECT seq FROM deliveries ORDER BY seq")])

@@ -173,8 +173,18 @@ async def test_outcomes_of_one_delivery_in_one_flush_fold_in_order(tmp_path: Pat
         d = _delivery(ids, 1, b'{"x":1}')
         await store.add_delivery(d, lightweight=True)
         req = {"url": "http://r/", "headers": {"a": "é"}}
-        store.record(Outcome(d, 1, 10.0, 2.5, 500, "HTTP 500", False, "retrying", 11.0, True, req, {"status": 500}))
-        store.record(Outcome(d, 2, 11.0, 1.5, 200, None, False, "succeeded", None, True, None, {"status": 200}))
+        store.record(
+            Outcome(
+                delivery=d, n=1, started_at=10.0, duration_ms=2.5, status_code=500, error="HTTP 500", manual=False,
+                state="retrying", next_at=11.0, lightweight=True, request=req, response={"status": 500},
+            )
+        )  # fmt: skip
+        store.record(
+            Outcome(
+                delivery=d, n=2, started_at=11.0, duration_ms=1.5, status_code=200, error=None, manual=False,
+                state="succeeded", next_at=None, lightweight=True, request=None, response={"status": 200},
+            )
+        )  # fmt: skip
         await store.drain()
         row = await store.run(
             lambda c: c.execute(
@@ -198,7 +208,12 @@ async def test_prune_stops_at_the_window_and_honours_its_limit(tmp_path: Path) -
         rows = [_delivery(ids, n, b"{}") for n in range(1, 8)]  # created at 1001 … 1007
         await asyncio.gather(*(store.add_delivery(d, False) for d in rows))
         for d in rows:
-            store.record(Outcome(d, 1, d.created_at, 1.0, 200, None, False, "succeeded", None, False))
+            store.record(
+                Outcome(
+                    delivery=d, n=1, started_at=d.created_at, duration_ms=1.0, status_code=200, error=None,
+                    manual=False, state="succeeded", next_at=None, lightweight=False,
+                )
+            )  # fmt: skip
         await store.drain()
         assert await store.prune(1005.0, {"w"}, limit=3) == 3
         assert await store.prune(1005.0, {"w"}, limit=3) == 1

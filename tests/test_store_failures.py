@@ -161,7 +161,12 @@ async def test_writes_that_meet_a_held_lock_are_retried_with_doubling_waits_unti
         with capture_logs() as logs, write_lock(tmp_path / "t.db") as lock:
             d = _delivery(ids, 1)
             added = store.add_delivery(d, lightweight=False)
-            store.record(Outcome(d, 1, 1000.0, 1.0, 200, None, False, "succeeded", None, False))
+            store.record(
+                Outcome(
+                    delivery=d, n=1, started_at=1000.0, duration_ms=1.0, status_code=200, error=None,
+                    manual=False, state="succeeded", next_at=None, lightweight=False,
+                )
+            )  # fmt: skip
             store.set_webhook_state("w", True, 3, 1000.0)
             t0 = clock.now()
             await until(lambda: store.failures == 1)
