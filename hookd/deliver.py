@@ -27,7 +27,7 @@ from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
 from hookd.retry import decide, parse_retry_after
-from hookd.store import Outcome, Store
+from hookd.store import Outcome, Storage
 
 log = structlog.get_logger("hookd.deliver")
 
@@ -78,7 +78,7 @@ class Lane:
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
-    def __init__(self, clock: Clock, store: Store, sender: Sender, metrics: Metrics) -> None:
+    def __init__(self, clock: Clock, store: Storage, sender: Sender, metrics: Metrics) -> None:
         self._clock = clock
         self._store = store
         self._sender = sender

@@ -21,7 +21,7 @@ from hookd.app import App
 from hookd.config import Config
 from hookd.models import Delivery, IdFactory, Occurrence
 from hookd.store import Outcome, StorageLost, Store
-from hookd.store.core import backoff, transient
+from hookd.store.writer import backoff, transient
 from tests.conftest import Daemon, Receiver, ev, webhook
 
 BUSY = 0.1  # the store's busy timeout in these tests: a held lock fails a write fast
