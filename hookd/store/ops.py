@@ -37,7 +37,6 @@ from hookd.store.schema import (
     Attempt,
     DeliveryUpdate,
     NewDelivery,
-    OccurrenceId,
     Taken,
     chunk_items,
     chunk_rows,
@@ -65,7 +64,7 @@ def ingest(
 ) -> set[int]:
     """Write one request's work but that of its duplicate occurrences; return their indexes."""
     dupes = find_duplicates(conn, occurrences)
-    fresh = [OccurrenceId(o.id) for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
+    fresh = [(o.id,) for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
     if fresh:
         INSERT_OCCURRENCES.run(conn, OCCURRENCE_ID.pack(fresh), received_at)
     if deliveries:
@@ -81,7 +80,7 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
     if not ids:
         return set()
     # One statement for the whole request; only ids seen before come back as rows.
-    seen: set[str] = {r[0] for r in SEEN_OCCURRENCES.run(conn, OCCURRENCE_ID.pack([OccurrenceId(i) for i in ids]))}
+    seen: set[str] = {r[0] for r in SEEN_OCCURRENCES.run(conn, OCCURRENCE_ID.pack([(i,) for i in ids]))}
     dupes = set()
     for i, o in enumerate(occurrences):
         if not o.client_id:

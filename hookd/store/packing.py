@@ -67,7 +67,7 @@ class Layout:
             raise ValueError(f"bad layout {fields}: unknown {sorted(unknown)}, or blob/text fields not last")
         self.fields = tuple(fields)
         self._plain = len(fields) - len(bytes_fields)
-        self._is_text = [f in texts for f in bytes_fields]  # one per blob or text field
+        self._bytes = bool(bytes_fields)
         self._refs: dict[str, str] = {}
         for i, f in enumerate(fields[: self._plain]):
             self._refs[f] = f"{{v}}->{i}" if f in json else f"{{v}}->>{i}"
@@ -85,10 +85,12 @@ class Layout:
         """A hand-written statement with ``{field}`` in place of each field's expression."""
         return Statement(template.format(**{f: self.ref(f, alias) for f in self.fields}))
 
-    def insert(self, table: str, *, skip: Sequence[str] = (), verb: str = "INSERT", **computed: str) -> Statement:
-        """``<verb> INTO table`` one row per packed row: a column per field (but ``skip``),
-        named as the field, plus ``computed`` columns (SQL, ``{field}`` allowed)."""
-        names = [f for f in self.fields if f not in skip]
+    def insert(
+        self, table: str, *, only: Sequence[str] = (), skip: Sequence[str] = (), verb: str = "INSERT", **computed: str
+    ) -> Statement:
+        """``<verb> INTO table`` one row per packed row: a column per field (``only`` those, or
+        all but ``skip``), named as the field, plus ``computed`` columns (SQL, ``{field}`` allowed)."""
+        names = [f for f in self.fields if (f in only if only else f not in skip)]
         exprs = [self._value(f, "x''") for f in names]
         exprs += [e.format(**{f: self.ref(f) for f in self.fields}) for e in computed.values()]
         columns = ", ".join([*names, *computed])
@@ -107,19 +109,19 @@ class Layout:
 
     def pack(self, rows: Iterable[tuple[Any, ...]]) -> Packed:
         """The statement parameters for ``rows`` (tuples of this layout's fields, in order)."""
-        n, is_text = self._plain, self._is_text
-        if not is_text:
+        n = self._plain
+        if not self._bytes:
             return Packed(orjson.dumps([r[:n] for r in rows]), b"")
-        out: list[list[Any]] = []
+        out: list[tuple[Any, ...]] = []
         pieces: list[bytes] = []
         size = 0
         for r in rows:
-            fields = list(r[:n])
-            for piece, text in zip(r[n:], is_text, strict=True):
+            fields = r[:n]
+            for piece in r[n:]:
                 if piece is None:
                     fields += (None, None)  # substr(?2, NULL, NULL) is NULL
                     continue
-                data: bytes = piece.encode() if text else piece
+                data: bytes = piece.encode() if type(piece) is str else piece  # a text field
                 fields += (size + 1, len(data))
                 pieces.append(data)
                 size += len(data)

@@ -120,9 +120,7 @@ INSERT_DELIVERIES = NEW_DELIVERY.insert(
     "deliveries", skip=("item_ids", "body"), state="'pending'", items="json_array_length({item_ids})"
 )
 # The same rows, their bodies and item ids.
-INSERT_PAYLOADS = NEW_DELIVERY.insert(
-    "payloads", skip=tuple(f for f in NewDelivery._fields if f not in ("seq", "item_ids", "body"))
-)
+INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", "item_ids", "body"))
 
 
 class Attempt(NamedTuple):
@@ -202,13 +200,10 @@ CONSUME_CHUNKS = TAKEN.sql(
 DELETE_CONSUMED = TAKEN.sql("DELETE FROM chunks WHERE seq IN (SELECT {seq} FROM json_each(?1)) AND left <= 0")
 
 
-class OccurrenceId(NamedTuple):
-    """An application-chosen occurrence id (idempotency); a text field, as it may hold a NUL."""
-
-    id: str
-
-
-OCCURRENCE_ID = Layout(OccurrenceId._fields, texts=("id",))
+# Application-chosen occurrence ids (idempotency), one per row: text, as one may hold a
+# NUL. Rows of one field are plain 1-tuples, with no order to keep: a NamedTuple per id
+# cost 0.7 µs more, twice per event, about 2 % of a batched event's CPU (measured).
+OCCURRENCE_ID = Layout(("id",), texts=("id",))
 INSERT_OCCURRENCES = OCCURRENCE_ID.insert("occurrences", received_at="?3")
 SEEN_OCCURRENCES = OCCURRENCE_ID.sql("SELECT id FROM occurrences WHERE id IN (SELECT {id} FROM json_each(?1))")
 
