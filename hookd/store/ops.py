@@ -47,14 +47,6 @@ from hookd.store.schema import (
 # -- writes ----------------------------------------------------------------------------
 
 
-def read_counters(conn: sqlite3.Connection, c: Counters) -> None:
-    """Seed the counters from the file (at open)."""
-    c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
-    c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
-    for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
-        c.webhook_state[wid] = (bool(disabled), failures)
-
-
 def ingest(
     conn: sqlite3.Connection,
     occurrences: Sequence[Occurrence],
@@ -181,6 +173,14 @@ def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> i
 
 
 # -- reads -----------------------------------------------------------------------------
+
+
+def read_counters(conn: sqlite3.Connection, c: Counters) -> None:
+    """Seed the counters from the file (at open)."""
+    c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
+    c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
+    for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
+        c.webhook_state[wid] = (bool(disabled), failures)
 
 
 def open_deliveries(conn: sqlite3.Connection, wanted: Sequence[str]) -> list[Delivery]:
