@@ -17,7 +17,7 @@ from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory, format_timestamp
 from hookd.redact import redact_url
 from hookd.responses import error, json_response
-from hookd.store import LogReader, Store
+from hookd.store import Storage
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _CURSOR = re.compile(r"[1-9][0-9]{0,17}")  # as the OpenAPI document states it
@@ -123,7 +123,7 @@ class Api:
     def __init__(
         self,
         config: Callable[[], Config],
-        store: Store,
+        store: Storage,
         dispatcher: Dispatcher,
         ids: IdFactory,
         metrics: Metrics,
@@ -131,7 +131,7 @@ class Api:
     ) -> None:
         self._config = config
         self._store = store
-        self._log = LogReader(store)
+        self._log = store.log
         self._dispatcher = dispatcher
         self._ids = ids
         self._metrics = metrics

@@ -22,7 +22,7 @@ from hookd.config import Webhook
 from hookd.models import Delivery, IdFactory, Item
 from hookd.payloads import batch_body
 from hookd.store import OpenBatch as StoredBatch
-from hookd.store import Store
+from hookd.store import Storage
 from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd.batcher")
@@ -73,7 +73,7 @@ def policies(webhooks: Iterable[Webhook], spool_after: float) -> dict[str, Polic
     }
 
 
-def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Item], now: float) -> Delivery:
+def make_delivery(ids: IdFactory, store: Storage, webhook_id: str, items: list[Item], now: float) -> Delivery:
     """The delivery that carries a batch of items, its body their bodies joined."""
     events = list(dict.fromkeys(i.event for i in items))
     triggers = list(dict.fromkeys(i.trigger for i in items))
@@ -97,7 +97,7 @@ class Batcher:
     def __init__(
         self,
         clock: Clock,
-        store: Store,
+        store: Storage,
         ids: IdFactory,
         spool_after: float,
         deliver: Callable[[Delivery], None],

@@ -27,7 +27,7 @@ from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
 from hookd.retry import decide, parse_retry_after
-from hookd.store import Outcome, Store
+from hookd.store import Outcome, Storage
 from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd.deliver")
@@ -36,7 +36,7 @@ log = structlog.get_logger("hookd.deliver")
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
-    def __init__(self, clock: Clock, store: Store, sender: Transport, metrics: Metrics) -> None:
+    def __init__(self, clock: Clock, store: Storage, sender: Transport, metrics: Metrics) -> None:
         self._clock = clock
         self._store = store
         self._sender = sender

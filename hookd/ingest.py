@@ -25,7 +25,7 @@ from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
-from hookd.store import Store
+from hookd.store import Storage
 
 log = structlog.get_logger("hookd.ingest")
 
@@ -82,7 +82,7 @@ class Ingest:
     def __init__(
         self,
         routing: Callable[[], Routing],
-        store: Store,
+        store: Storage,
         batcher: Batcher,
         dispatcher: Dispatcher,
         ids: IdFactory,

@@ -18,7 +18,7 @@ from hookd.http import Response
 from hookd.lanes import Health
 from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory
-from hookd.store import LogReader, Store
+from hookd.store import Store
 from tests.fakeclock import FakeClock
 
 T0 = 1_800_000_000.0
@@ -164,7 +164,7 @@ class Harness:
     async def states(self, *ds: Delivery) -> list[tuple[str, int]]:
         """(state, attempts) of each delivery as the log holds it, once every outcome is in."""
         await until(lambda: not any(self.dispatcher.delivering(d.id) for d in ds), "outcomes committed")
-        reader = LogReader(self.store)
+        reader = self.store.log
         out = []
         for d in ds:
             rec = await reader.delivery(d.id)
@@ -303,7 +303,7 @@ async def test_short_retry_waits_run_on_timers(store: Store) -> None:
         await h.sender.wait_calls(3)
         await until(lambda: h.idle("w"), "the last attempt settled")
         assert await h.states(d) == [("succeeded", 3)]
-        rec = await LogReader(store).delivery(d.id)
+        rec = await store.log.delivery(d.id)
         assert rec is not None
         assert [a["status_code"] for a in rec["attempt_log"]] == [503, 500, 200]
         assert [a["started_at"] for a in rec["attempt_log"]] == [T0, T0 + 5, T0 + 35]

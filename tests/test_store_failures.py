@@ -20,7 +20,7 @@ from hookd.app import App
 from hookd.config import Config
 from hookd.models import Delivery, IdFactory, Occurrence
 from hookd.store import Outcome, StorageLost, Store
-from hookd.store.core import backoff, transient
+from hookd.store.writer import backoff, transient
 from tests.fakeclock import FakeClock
 from tests.support import Daemon, Receiver, ev, webhook
 

@@ -1,12 +1,26 @@
 """The store: the only code that touches SQLite (pending work, the batch spool, the log).
 
-``core`` holds the connection and its group-committing writer, ``schema`` the tables and
-row mapping, ``log`` the admin API's read-only queries, ``files`` the lock beside the
-database and the check that the file is still there.
+``interface`` says what the rest of hookd asks of storage (the ``Storage`` protocol and
+its values); ``sqlite`` is the SQLite implementation, ``Store``, which queues the
+operations of ``ops`` on the group-committing ``writer``. ``packing`` is how a flush
+writes many rows with one statement, ``schema`` the tables, their migrations and packed
+rows, ``log`` the admin API's read-only queries, ``files`` the lock beside the database
+and the check that the file is still there.
 """
 
-from hookd.store.core import Counters, OpenBatch, Outcome, StorageLost, Store
 from hookd.store.files import StoreLocked
+from hookd.store.interface import Counters, DeliveryLog, OpenBatch, Outcome, Storage, StorageLost
 from hookd.store.log import LogReader
+from hookd.store.sqlite import Store
 
-__all__ = ["Counters", "LogReader", "OpenBatch", "Outcome", "StorageLost", "Store", "StoreLocked"]
+__all__ = [
+    "Counters",
+    "DeliveryLog",
+    "LogReader",
+    "OpenBatch",
+    "Outcome",
+    "Storage",
+    "StorageLost",
+    "Store",
+    "StoreLocked",
+]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from hookd.models import delivery_seq
-from hookd.store.core import Store
+from hookd.store.connection import Connection
 
 LIST_COLUMNS = (
     "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
@@ -28,10 +28,11 @@ def _summary(r: Sequence[Any]) -> dict[str, Any]:
 
 
 class LogReader:
-    """Read-only queries over the delivery log; every timestamp is unix seconds."""
+    """Read-only queries over the delivery log (a ``DeliveryLog``); every timestamp is unix seconds."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, conn: Connection, unsaved: Callable[[], dict[int, str]]) -> None:
+        self._conn = conn
+        self._unsaved = unsaved  # see Store.unsaved
 
     async def counts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """Deliveries per webhook (of ``webhook_ids``) and state.
@@ -42,7 +43,7 @@ class LogReader:
         wanted = set(webhook_ids)
         # Taken before the read, and only those the read does not find count: a row that
         # lands in between is counted once.
-        unsaved = {seq: wid for seq, wid in self._store.unsaved().items() if wid in wanted}
+        unsaved = {seq: wid for seq, wid in self._unsaved().items() if wid in wanted}
 
         def read(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
             out: dict[str, dict[str, int]] = {}
@@ -63,7 +64,7 @@ class LogReader:
                     counts["pending"] = counts.get("pending", 0) + 1
             return out
 
-        return await self._store.run(read)
+        return await self._conn.run(read)
 
     async def last_attempts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each webhook's most recent tried delivery: its status, error and time."""
@@ -88,7 +89,7 @@ class LogReader:
                 out[wid] = {"status_code": r[0], "error": r[1], "at": r[2], "state": r[3]}
             return out
 
-        return await self._store.run(read)
+        return await self._conn.run(read)
 
     async def deliveries(
         self, webhook_id: str, state: str | None, limit: int, before: int | None
@@ -108,7 +109,7 @@ class LogReader:
             args.append(limit)
             return [_summary(r) for r in conn.execute(sql, args)]
 
-        return await self._store.run(read)
+        return await self._conn.run(read)
 
     async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
         """List entries for the given delivery ids, newest first."""
@@ -119,7 +120,7 @@ class LogReader:
             sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE seq IN ({marks}) ORDER BY seq DESC"
             return [_summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
 
-        return await self._store.run(read) if delivery_ids else []
+        return await self._conn.run(read) if delivery_ids else []
 
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         """One delivery's whole record, attempts and request/response included."""
@@ -152,4 +153,4 @@ class LogReader:
             ]  # fmt: skip
             return rec
 
-        return await self._store.run(read)
+        return await self._conn.run(read)

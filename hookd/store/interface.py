@@ -1,0 +1,204 @@
+"""What the rest of hookd asks of its storage: the ``Storage`` protocol and its values.
+
+The SQLite store (``store.sqlite.Store``) implements it; a second backend would implement
+the same protocol and nothing else of hookd would change. The promises every
+implementation keeps:
+
+- A future or awaitable a write returns resolves only once the write is durable (to the
+  configured durability): an ingest's 202 and a delivery's "sent" rest on it.
+- Writes are applied in the order they were made; an outcome is never applied ahead of
+  its delivery's insert.
+- A write that fails for a passing reason is kept and tried again until it lands, except
+  an ingest (its client is answered 503 and sends again) and a prune (the next round
+  prunes what this one could not).
+- Sequence numbers come from the store's counters, so ids and log order need no round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hookd.models import Delivery, Item, Occurrence
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt did to a delivery, as the log records it."""
+
+    delivery: Delivery
+    n: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    manual: bool
+    state: str  # the delivery's state after the attempt
+    next_at: float | None
+    lightweight: bool
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class OpenBatch:
+    """An open batch as found in the store at start-up."""
+
+    webhook_id: str
+    batch_key: str
+    deadline: float
+    count: int
+
+
+@dataclass
+class Counters:
+    """Sequence numbers the store hands out; kept in memory, seeded from the file."""
+
+    item_seq: int = 0
+    delivery_seq: int = 0
+    webhook_state: dict[str, tuple[bool, int]] = field(default_factory=dict)
+
+
+class StorageLost(Exception):
+    """The database file was deleted or replaced under the running daemon."""
+
+
+class DeliveryLog(Protocol):
+    """The delivery log as the admin API reads it; every timestamp is unix seconds."""
+
+    async def counts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Deliveries per webhook (of ``webhook_ids``) and state; new deliveries not yet
+        written count as pending."""
+        ...
+
+    async def last_attempts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each webhook's most recent tried delivery: its status, error and time."""
+        ...
+
+    async def deliveries(
+        self, webhook_id: str, state: str | None, limit: int, before: int | None
+    ) -> list[dict[str, Any]]:
+        """A page of a webhook's deliveries, newest first."""
+        ...
+
+    async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """List entries for the given delivery ids, newest first."""
+        ...
+
+    async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        """One delivery's whole record, attempts and request/response included."""
+        ...
+
+
+class Storage(Protocol):
+    """Pending work, the batch spool, the delivery log and webhook state."""
+
+    # -- lifecycle: open, run writer() and watch() as tasks, drain, close ----------------
+
+    async def open(self) -> None:
+        """Open (creating) the storage and read the counters."""
+        ...
+
+    async def writer(self) -> None:
+        """Apply queued writes until cancelled, then write what is left."""
+        ...
+
+    async def watch(self) -> None:
+        """Watch that the storage is still there; sets ``lost`` when it is not (runs until
+        cancelled, or until lost)."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until every write queued so far is committed."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is queued (giving up, logged, what keeps failing), then close."""
+        ...
+
+    @property
+    def lost(self) -> bool:
+        """The storage is gone (a deleted file): nothing more is accepted."""
+        ...
+
+    @property
+    def flushes(self) -> int:
+        """Commits made so far (the stop summary reports them)."""
+        ...
+
+    @property
+    def counters(self) -> Counters:
+        """The sequence counters and every webhook's stored auto-disable state."""
+        ...
+
+    @property
+    def log(self) -> DeliveryLog:
+        """The delivery log's reads."""
+        ...
+
+    def next_item_seq(self) -> int:
+        """A new item sequence number (store order)."""
+        ...
+
+    def next_delivery_seq(self) -> int:
+        """A new delivery sequence number (log order, newest last)."""
+        ...
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        occurrences: Sequence[Occurrence],
+        received_at: float,
+        deliveries: Sequence[tuple[int, Delivery, bool]],
+        items: Sequence[tuple[int, Item]],
+    ) -> set[int]:
+        """Commit one request's work (deliveries with their lightweight flag, batched items,
+        each with the index of its occurrence); return the indexes of duplicate occurrences,
+        whose work is dropped. Raises StorageLost, or the storage's error, at once."""
+        ...
+
+    def add_delivery(
+        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+    ) -> asyncio.Future[None]:
+        """Record a new delivery (a flushed batch, a resend) and take the batched items it
+        carries out of the spool. ``alone``: its future fails with no other write."""
+        ...
+
+    def record(self, o: Outcome) -> asyncio.Future[Any]:
+        """Log an attempt and the delivery's new state."""
+        ...
+
+    def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
+        """Persist a webhook's auto-disable state and failure streak (and update ``counters``)."""
+        ...
+
+    def prune(self, cutoff: float, configured: set[str], limit: int = 5000) -> asyncio.Future[int]:
+        """Delete ended deliveries (and those of webhooks not ``configured``) and occurrences
+        older than ``cutoff``, at most ``limit`` deliveries; return how many went."""
+        ...
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
+        """Deliveries still to be made for these webhooks, oldest first, bodies not loaded."""
+        ...
+
+    async def load(self, d: Delivery) -> bool:
+        """Fill in the body and item ids of a delivery from open_deliveries; False when it
+        is no longer open."""
+        ...
+
+    async def delivery_by_seq(self, seq: int) -> Delivery | None:
+        """One open delivery with its body (a spooled retry coming due)."""
+        ...
+
+    async def open_batches(self) -> list[OpenBatch]:
+        """Every open batch in the spool, with its original deadline."""
+        ...
+
+    async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
+        """For each (webhook, key, limit), that batch's oldest items not yet taken."""
+        ...

@@ -1,0 +1,252 @@
+"""What each store operation does to the tables: plain functions over a sqlite3 connection.
+
+They run on the connection thread, a write inside the writer's transaction, a read on
+its own; ``sqlite.Store`` queues and awaits them. Each writes or reads a whole request's
+or a whole flush's rows with a few statements (see packing for why).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from hookd.models import Delivery, Item, Occurrence
+from hookd.store.interface import Counters, OpenBatch
+from hookd.store.packing import Packed
+from hookd.store.schema import (
+    ATTEMPT,
+    CHUNK,
+    CONSUME_CHUNKS,
+    DELETE_CONSUMED,
+    DELIVERY_COLUMNS,
+    DELIVERY_UPDATE,
+    DROP_BODIES,
+    INSERT_ATTEMPTS,
+    INSERT_CHUNKS,
+    INSERT_DELIVERIES,
+    INSERT_OCCURRENCES,
+    INSERT_PAYLOADS,
+    NEW_DELIVERY,
+    OCCURRENCE_ID,
+    SEEN_OCCURRENCES,
+    TAKEN,
+    UPDATE_DELIVERIES,
+    Attempt,
+    DeliveryUpdate,
+    NewDelivery,
+    Taken,
+    chunk_items,
+    chunk_rows,
+    delivery_from_row,
+    new_delivery,
+)
+
+# -- writes ----------------------------------------------------------------------------
+
+
+def ingest(
+    conn: sqlite3.Connection,
+    occurrences: Sequence[Occurrence],
+    received_at: float,
+    deliveries: Sequence[tuple[int, Delivery, bool]],
+    items: Sequence[tuple[int, Item]],
+) -> set[int]:
+    """Write one request's work but that of its duplicate occurrences; return their indexes."""
+    dupes = find_duplicates(conn, occurrences)
+    fresh = [(o.id,) for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
+    if fresh:
+        INSERT_OCCURRENCES.run(conn, OCCURRENCE_ID.pack(fresh), received_at)
+    if deliveries:
+        insert_deliveries(conn, NEW_DELIVERY.pack([new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes]))
+    if items:
+        INSERT_CHUNKS.run(conn, CHUNK.pack(chunk_rows([it for i, it in items if i not in dupes])))
+    return dupes
+
+
+def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence]) -> set[int]:
+    """Indexes of occurrences whose application-chosen id was seen before (or earlier in the list)."""
+    ids = [o.id for o in occurrences if o.client_id]
+    if not ids:
+        return set()
+    # One statement for the whole request; only ids seen before come back as rows.
+    seen: set[str] = {r[0] for r in SEEN_OCCURRENCES.run(conn, OCCURRENCE_ID.pack([(i,) for i in ids]))}
+    dupes = set()
+    for i, o in enumerate(occurrences):
+        if not o.client_id:
+            continue
+        if o.id in seen:
+            dupes.add(i)
+        else:
+            seen.add(o.id)
+    return dupes
+
+
+def insert_deliveries(conn: sqlite3.Connection, packed: Packed) -> None:
+    """Write new deliveries (NEW_DELIVERY rows): their rows and their payloads."""
+    INSERT_DELIVERIES.run(conn, packed)
+    INSERT_PAYLOADS.run(conn, packed)
+
+
+@dataclass(slots=True)
+class NewDeliveries:
+    """New deliveries (flushed batches, resends) and the batched items they took: one write
+    that deliveries queued back to back join."""
+
+    alone: bool = False  # joined by no other
+    rows: list[NewDelivery] = field(default_factory=list)
+    taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        insert_deliveries(conn, NEW_DELIVERY.pack(self.rows))
+        if self.taken:
+            packed = TAKEN.pack([Taken(seq, sorted(set(ps))) for seq, ps in self.taken.items()])
+            CONSUME_CHUNKS.run(conn, packed)
+            DELETE_CONSUMED.run(conn, packed)
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """Attempt rows and delivery updates written together, one statement each: one write
+    that outcomes queued back to back join."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    # A later attempt of the same delivery folds into its entry.
+    updates: dict[int, DeliveryUpdate] = field(default_factory=dict)
+
+    def add(self, attempt: Attempt, update: DeliveryUpdate) -> None:
+        """Add one attempt's rows."""
+        self.attempts.append(attempt)
+        earlier = self.updates.get(update.seq)
+        if earlier is not None:  # keep the request and response an attempt without them left alone
+            update = update._replace(
+                request=update.request if update.request is not None else earlier.request,
+                response=update.response if update.response is not None else earlier.response,
+            )
+        self.updates[update.seq] = update
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        INSERT_ATTEMPTS.run(conn, ATTEMPT.pack(self.attempts))
+        packed = DELIVERY_UPDATE.pack(self.updates.values())
+        UPDATE_DELIVERIES.run(conn, packed)
+        if any(u.drop_body for u in self.updates.values()):  # lightweight logs: the body goes once ended
+            DROP_BODIES.run(conn, packed)
+
+
+def save_webhook_state(conn: sqlite3.Connection, row: tuple[str, int, int, float]) -> None:
+    """Write a webhook's auto-disable state, failure streak and when they changed."""
+    conn.execute(
+        "INSERT INTO webhook_state VALUES (?,?,?,?) ON CONFLICT(webhook_id) DO UPDATE"
+        " SET disabled=excluded.disabled, failures=excluded.failures,"
+        " changed_at=excluded.changed_at",
+        row,
+    )
+
+
+def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> int:
+    """Delete up to ``limit`` deliveries older than ``cutoff`` that ended or whose webhook is
+    not in ``kept`` (a JSON list), their attempts and payloads, and older occurrences and
+    orphaned chunks; return how many deliveries went."""
+    # Sequence order is creation order, so the oldest rows come first in the
+    # table's own order and the scan stops at the first row inside the window
+    # (no index on created_at to keep up on the hot path). Each step is one
+    # statement: a row-by-row loop here would wait for the GIL at every row.
+    (found,) = conn.execute(
+        "SELECT json_group_array(seq) FROM (SELECT seq FROM deliveries WHERE seq < coalesce("
+        " (SELECT seq FROM deliveries WHERE created_at >= ?1 ORDER BY seq LIMIT 1), 1 << 62)"
+        " AND (state IN ('succeeded', 'failed') OR webhook_id NOT IN (SELECT value FROM json_each(?2)))"
+        " ORDER BY seq LIMIT ?3)",
+        (cutoff, kept, limit),
+    ).fetchone()
+    seqs = orjson.loads(found)
+    conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
+    conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
+    conn.execute("DELETE FROM payloads WHERE seq IN (SELECT value FROM json_each(?))", (found,))
+    conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
+    conn.execute(
+        "DELETE FROM chunks WHERE deadline < ? AND webhook_id NOT IN (SELECT value FROM json_each(?))",
+        (cutoff, kept),
+    )
+    return len(seqs)
+
+
+# -- reads -----------------------------------------------------------------------------
+
+
+def read_counters(conn: sqlite3.Connection, c: Counters) -> None:
+    """Seed the counters from the file (at open)."""
+    c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
+    c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
+    for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
+        c.webhook_state[wid] = (bool(disabled), failures)
+
+
+def open_deliveries(conn: sqlite3.Connection, wanted: Sequence[str]) -> list[Delivery]:
+    """Deliveries still to be made (pending or retrying) for these webhooks, oldest first,
+    without their bodies (``loaded=False``)."""
+    marks = ",".join("?" * len(wanted))
+    rows = conn.execute(
+        "SELECT seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual,"
+        " resend_of FROM deliveries"
+        f" WHERE webhook_id IN ({marks}) AND state IN ('pending', 'retrying') ORDER BY seq",
+        wanted,
+    )
+    # fmt: off
+    return [
+        Delivery(
+            seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
+            triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
+            manual=bool(r[8]), resend_of=r[9], loaded=False,
+        )
+        for r in rows
+    ]
+    # fmt: on
+
+
+def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str] | None:
+    """An open delivery's body and item ids (JSON), or None when it is no longer open."""
+    row: tuple[bytes, str] | None = conn.execute(
+        "SELECT p.body, p.item_ids FROM deliveries d JOIN payloads p ON p.seq = d.seq"
+        " WHERE d.seq = ? AND d.state IN ('pending', 'retrying') AND p.body IS NOT NULL",
+        (seq,),
+    ).fetchone()
+    return row
+
+
+def delivery_by_seq(conn: sqlite3.Connection, seq: int) -> Delivery | None:
+    """One open delivery with its body."""
+    r = conn.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN payloads p ON p.seq = d.seq"
+        " WHERE d.seq = ? AND state IN ('pending', 'retrying')",
+        (seq,),
+    ).fetchone()
+    return delivery_from_row(r) if r else None
+
+
+def open_batches(conn: sqlite3.Connection) -> list[OpenBatch]:
+    """Every open batch in the spool, with its original deadline."""
+    return [
+        OpenBatch(*r)
+        for r in conn.execute(
+            "SELECT webhook_id, batch_key, min(deadline), sum(left) FROM chunks GROUP BY webhook_id, batch_key"
+        )
+    ]
+
+
+def batch_items_many(conn: sqlite3.Connection, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
+    """For each (webhook, key, limit), that batch's oldest items."""
+    out: list[list[Item]] = []
+    for webhook_id, batch_key, limit in batches:
+        got: list[Item] = []
+        rows = conn.execute(
+            "SELECT seq, done, meta, bodies FROM chunks WHERE webhook_id = ? AND batch_key = ? ORDER BY seq",
+            (webhook_id, batch_key),
+        )
+        for seq, done, meta, bodies in rows:
+            got += chunk_items(webhook_id, batch_key, seq, done, meta, bodies)
+            if len(got) >= limit:
+                break
+        out.append(got[:limit])
+    return out

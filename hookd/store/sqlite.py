@@ -1,0 +1,248 @@
+"""The SQLite storage: the operations of ``ops``, queued on the group-committing ``writer``."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from hookd.clock import Clock, LoopClock
+from hookd.models import Delivery, Item, Occurrence
+from hookd.store import ops
+from hookd.store.connection import Connection
+from hookd.store.interface import Counters, OpenBatch, Outcome, StorageLost
+from hookd.store.log import LogReader
+from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
+from hookd.store.writer import Writer
+
+T = TypeVar("T")
+
+
+class Store:
+    """SQLite behind one connection thread, with a group-committing writer (a ``Storage``)."""
+
+    def __init__(self, path: Path, durability: str, clock: Clock | None = None, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.durability = durability
+        self.busy_timeout = busy_timeout  # seconds a write waits for another process's lock
+        clock = clock or LoopClock()
+        self._conn = Connection(path, clock)
+        self._writer = Writer(self._conn, durability, clock)
+        self._counters = Counters()
+        self._log = LogReader(self._conn, self.unsaved)
+
+    @property
+    def lost(self) -> bool:
+        """The file at the path is no longer the one open."""
+        return self._conn.lost
+
+    @property
+    def failures(self) -> int:
+        """Failed tries in a row of the writes queued now."""
+        return self._writer.failures
+
+    @property
+    def flushes(self) -> int:
+        """Group commits made."""
+        return self._writer.flushes
+
+    @property
+    def counters(self) -> Counters:
+        """The sequence counters and the webhooks' stored state."""
+        return self._counters
+
+    @property
+    def log(self) -> LogReader:
+        """The delivery log's reads, on this store's connection."""
+        return self._log
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating) the file and read the counters."""
+
+        def setup(conn: sqlite3.Connection) -> None:
+            migrate(conn, self.path)
+            ops.read_counters(conn, self._counters)
+
+        await self._writer.open(self.busy_timeout, setup)
+
+    async def close(self) -> None:
+        """Flush what is queued, then close the connection (see Writer.close)."""
+        await self._writer.close()
+
+    async def writer(self) -> None:
+        """The group-commit loop; runs until cancelled, then flushes what is left."""
+        await self._writer.loop()
+
+    async def watch(self) -> None:
+        """Check every few seconds that the file is still the one open (see Connection.watch)."""
+        await self._conn.watch()
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far (and the flush under way) is committed."""
+        await self._writer.drain()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the connection thread (reads, and start-up work)."""
+        return await self._conn.run(fn)
+
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], Any], wait: bool = False, keep: bool = True
+    ) -> asyncio.Future[Any] | None:
+        """Queue a write (see Writer.submit)."""
+        return self._writer.submit(fn, wait=wait, keep=keep)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def next_item_seq(self) -> int:
+        """A new item sequence number (store order)."""
+        self._counters.item_seq += 1
+        return self._counters.item_seq
+
+    def next_delivery_seq(self) -> int:
+        """A new delivery sequence number (log order, newest last)."""
+        self._counters.delivery_seq += 1
+        return self._counters.delivery_seq
+
+    async def ingest(
+        self,
+        occurrences: Sequence[Occurrence],
+        received_at: float,
+        deliveries: Sequence[tuple[int, Delivery, bool]],
+        items: Sequence[tuple[int, Item]],
+    ) -> set[int]:
+        """Commit one request's work; return the indexes of duplicate occurrences.
+
+        ``deliveries`` and ``items`` carry the index of the occurrence they came from,
+        so the work of a duplicate is dropped inside the same transaction that found it.
+        """
+        if self.lost:
+            raise StorageLost(f"{self.path} was deleted or replaced")
+        # Not kept: the client is answered 503 and sends again, rather than wait.
+        fut = self._writer.submit(
+            lambda conn: ops.ingest(conn, occurrences, received_at, deliveries, items), wait=True, keep=False
+        )
+        assert fut is not None
+        result: set[int] = await fut
+        return result
+
+    def add_delivery(
+        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+    ) -> asyncio.Future[None]:
+        """Record a new delivery (a flushed batch, a resend) and mark the batched items it
+        took as gone from the spool; the future resolves once that is committed.
+
+        New deliveries queued back to back share one op (and its future), so a spool
+        round of 10,000 batches is a few statements; only the queue's tail is joined.
+        ``alone`` keeps one (a resend somebody waits on) out of other deliveries' fate.
+        """
+        tail = self._writer.tail()
+        if not alone and tail is not None and isinstance(tail.fn, ops.NewDeliveries) and not tail.fn.alone:
+            op, fut = tail.fn, tail.future
+        else:
+            op = ops.NewDeliveries(alone=alone)
+            fut = self._writer.submit(op, wait=True)
+        assert fut is not None
+        op.rows.append(new_delivery(d, lightweight))
+        for item in consumed:
+            op.taken.setdefault(item.seq, []).append(item.pos)
+        return fut
+
+    def record(self, o: Outcome) -> asyncio.Future[Any]:
+        """Log an attempt and the delivery's new state; the future resolves once that is committed."""
+        d = o.delivery
+        final = o.state in ("succeeded", "failed")
+        attempt = Attempt(
+            delivery_seq=d.seq, n=o.n, started_at=o.started_at, duration_ms=o.duration_ms,
+            status_code=o.status_code, error=o.error, manual=int(o.manual),
+        )  # fmt: skip
+        update = DeliveryUpdate(
+            seq=d.seq, state=o.state, next_at=o.next_at, attempts=o.n, status_code=o.status_code, error=o.error,
+            duration_ms=o.duration_ms, finished_at=o.started_at if final else None,
+            drop_body=1 if (final and o.lightweight) else 0,
+            request=orjson.dumps(o.request) if o.request is not None else None,
+            response=orjson.dumps(o.response) if o.response is not None else None,
+        )  # fmt: skip
+
+        # Outcomes queued back to back share one op. Only the queue's tail is joined: an
+        # outcome must never be applied ahead of its delivery's insert.
+        tail = self._writer.tail()
+        if tail is not None and isinstance(tail.fn, ops.Outcomes) and tail.future is not None:
+            tail.fn.add(attempt, update)
+            return tail.future
+        op = ops.Outcomes()
+        op.add(attempt, update)
+        # A future nobody hurries: outcomes still linger for company (see Writer.loop).
+        fut = self._writer.submit(op, wait=True, linger=True)
+        assert fut is not None
+        return fut
+
+    def set_webhook_state(self, webhook_id: str, disabled: bool, failures: int, now: float) -> None:
+        """Persist a webhook's auto-disable state and failure streak."""
+        row = (webhook_id, int(disabled), failures, now)
+        self._counters.webhook_state[webhook_id] = (disabled, failures)
+        self._writer.submit(lambda c: ops.save_webhook_state(c, row))
+
+    def prune(self, cutoff: float, configured: set[str], limit: int = 5000) -> asyncio.Future[int]:
+        """Delete deliveries, their attempts, and occurrences older than ``cutoff``.
+
+        Deliveries still to be made are kept while their webhook is configured (an
+        auto-disabled webhook keeps its work); those of removed webhooks (orphans), and
+        their waiting items, expire with the same cutoff. At most ``limit`` deliveries per
+        call, so one call never holds the writer long; the caller repeats while it
+        returns ``limit``.
+        """
+        kept = orjson.dumps(sorted(configured))  # webhooks whose open work is kept
+        # Not kept: the next round prunes what this one could not.
+        fut = self._writer.submit(lambda c: ops.prune(c, cutoff, kept, limit), wait=True, keep=False)
+        assert fut is not None
+        return fut
+
+    def unsaved(self) -> dict[int, str]:
+        """New deliveries (flushed batches, resends) queued or being written but not yet
+        committed, as delivery seq → webhook id: the log counts them as pending meanwhile."""
+        out: dict[int, str] = {}
+        for fn in self._writer.queued():
+            if isinstance(fn, ops.NewDeliveries):
+                for row in fn.rows:
+                    out[row.seq] = row.webhook_id
+        return out
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
+        """Deliveries still to be made (pending or retrying) for these webhooks, oldest first.
+
+        Bodies stay in the store (``loaded=False``) until each one's attempt comes.
+        """
+        wanted = list(webhook_ids)
+        return await self.run(lambda c: ops.open_deliveries(c, wanted)) if wanted else []
+
+    async def load(self, d: Delivery) -> bool:
+        """Fill in the body and item ids of a delivery reloaded at start-up.
+
+        False when the row is no longer open (pruned, or ended meanwhile): not to be sent.
+        """
+        row = await self.run(lambda c: ops.body_of(c, d.seq))
+        if row is None:
+            return False
+        d.body, d.item_ids = row[0], orjson.loads(row[1])
+        d.loaded = True
+        return True
+
+    async def delivery_by_seq(self, seq: int) -> Delivery | None:
+        """One open delivery with its body (a spooled retry coming due)."""
+        return await self.run(lambda c: ops.delivery_by_seq(c, seq))
+
+    async def open_batches(self) -> list[OpenBatch]:
+        """Every open batch in the spool, with its original deadline."""
+        return await self.run(ops.open_batches)
+
+    async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
+        """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
+        return await self.run(lambda c: ops.batch_items_many(c, batches))
