@@ -19,7 +19,7 @@ import structlog
 
 from hookd.clock import Clock, Timer
 from hookd.config import Webhook
-from hookd.models import Delivery, IdFactory, Item
+from hookd.models import Delivery, IdFactory, Item, new_delivery
 from hookd.payloads import batch_body
 from hookd.store import OpenBatch as StoredBatch
 from hookd.store import Store
@@ -70,24 +70,6 @@ def policies(webhooks: Iterable[Webhook], spool_after: float) -> dict[str, Polic
         for w in webhooks
         if w.batching != "per_occurrence"
     }
-
-
-def make_delivery(ids: IdFactory, store: Store, webhook_id: str, items: list[Item], now: float) -> Delivery:
-    """The delivery that carries a batch of items, its body their bodies joined."""
-    events = list(dict.fromkeys(i.event for i in items))
-    triggers = list(dict.fromkeys(i.trigger for i in items))
-    seq = store.next_delivery_seq()
-    return Delivery(
-        id=ids.delivery(seq),
-        seq=seq,
-        message_id=ids.make("msg"),
-        webhook_id=webhook_id,
-        body=batch_body([i.body for i in items]),
-        item_ids=[i.id for i in items],
-        events=events,
-        triggers=triggers,
-        created_at=now,
-    )
 
 
 class Batcher:
@@ -200,11 +182,21 @@ class Batcher:
             # No longer batching (a reload): each item in a delivery of its own, carrying
             # its own body rather than an array; a spooled batch may hold many.
             for item in items:
-                d = make_delivery(self._ids, self._store, webhook_id, [item], self._clock.now())
-                d.body = item.body
-                self._record(d, [item])
+                self._record(self._delivery(webhook_id, [item], item.body), [item])
             return
-        self._record(make_delivery(self._ids, self._store, webhook_id, items, self._clock.now()), items)
+        self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+
+    def _delivery(self, webhook_id: str, items: list[Item], body: bytes) -> Delivery:
+        return new_delivery(
+            self._ids,
+            self._store.next_delivery_seq(),
+            webhook_id,
+            body,
+            [i.id for i in items],
+            list(dict.fromkeys(i.event for i in items)),
+            list(dict.fromkeys(i.trigger for i in items)),
+            self._clock.now(),
+        )
 
     def _record(self, d: Delivery, items: list[Item]) -> None:
         webhook_id = d.webhook_id
