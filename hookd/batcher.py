@@ -80,13 +80,11 @@ class Batcher:
         clock: Clock,
         store: Store,
         ids: IdFactory,
-        spool_after: float,
         deliver: Callable[[Delivery], None],
     ) -> None:
         self._clock = clock
         self._store = store
         self._ids = ids
-        self._spool_after = spool_after
         self._deliver = deliver
         self._policies: dict[str, Policy] = {}
         self.open: dict[tuple[str, str], OpenBatch] = {}
@@ -97,12 +95,10 @@ class Batcher:
         # Items of flushed batches whose delivery row is not committed yet, per webhook:
         # still pending, and counted so (a write may wait long for a lock or a full disk).
         self._recording: dict[str, int] = {}
-        self.late_ms: list[float] = []  # lateness of in-memory flushes, for benchmarks
 
     def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
         """Take the batching settings of a (re)loaded config."""
         webhooks = list(webhooks)
-        self._spool_after = spool_after
         # A removed webhook's open batches leave memory; their items wait in the store
         # and restore() brings them back if the webhook returns.
         present = {w.id for w in webhooks}
@@ -113,10 +109,6 @@ class Batcher:
             log.warning("orphaned_batch", webhook=b.webhook_id, key=b.key, items=b.count)
         self._policies = policies(webhooks, spool_after)
         self._lightweight = {w.id: w.lightweight_logs for w in webhooks}
-
-    def policy(self, webhook_id: str) -> Policy | None:
-        """The webhook's batching settings, or None when it does not batch."""
-        return self._policies.get(webhook_id)
 
     def deadline_for(self, webhook_id: str, key: str, now: float) -> float:
         """The deadline an item arriving now will be stored with."""
@@ -156,10 +148,7 @@ class Batcher:
     def _due(self, k: tuple[str, str], b: OpenBatch) -> None:
         if self.open.get(k) is b:
             late_ms = (self._clock.now() - b.deadline) * 1000
-            self.late_ms.append(late_ms)
             log.debug("batch_timer_fired", webhook=b.webhook_id, key=b.key, items=b.count, late_ms=round(late_ms, 1))
-            if len(self.late_ms) > 100_000:
-                del self.late_ms[:50_000]
             self.flush(k)
 
     def flush(self, k: tuple[str, str]) -> None:
