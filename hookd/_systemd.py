@@ -105,10 +105,6 @@ class Notifier:
         """Shutdown has begun."""
         self.notify("STOPPING=1")
 
-    def status(self, text: str) -> None:
-        """Set the one-line status ``systemctl status`` shows."""
-        self.notify(f"STATUS={_one_line(text)}")
-
     def watchdog(self) -> None:
         """Tell systemd's watchdog the service is alive."""
         self.notify("WATCHDOG=1")

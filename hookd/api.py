@@ -14,7 +14,7 @@ from aiohttp import web
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
-from hookd.models import Delivery, IdFactory, format_timestamp
+from hookd.models import IdFactory, format_timestamp, new_delivery
 from hookd.redact import redact_url
 from hookd.responses import error, json_response
 from hookd.store import Storage
@@ -264,11 +264,9 @@ class Api:
         w = self._config().webhook(rec["webhook_id"])
         if w is None:
             return error(409, "unknown_webhook", f"webhook {rec['webhook_id']!r} is no longer configured")
-        seq = self._store.next_delivery_seq()
-        d = Delivery(
-            id=self._ids.delivery(seq), seq=seq, message_id=rec["message_id"],
-            webhook_id=w.id, body=rec["body"], item_ids=rec["item_ids"], events=rec["events"],
-            triggers=rec["triggers"], created_at=self._now(), manual=True, resend_of=rec["id"],
+        d = new_delivery(
+            self._ids, self._store.next_delivery_seq(), w.id, rec["body"], rec["item_ids"], rec["events"],
+            rec["triggers"], self._now(), message_id=rec["message_id"], resend_of=rec["id"],
         )  # fmt: skip
         await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once
         self._dispatcher.submit(d)

@@ -51,9 +51,7 @@ class App:
         d = config.delivery
         self.sender = Sender(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
         self.dispatcher = Dispatcher(self.clock, self.store, self.sender, self.metrics)
-        self.batcher = Batcher(
-            self.clock, self.store, self.ids, config.batching.spool_after_seconds, self.dispatcher.submit
-        )
+        self.batcher = Batcher(self.clock, self.store, self.ids, self.dispatcher.submit)
         self.routing = Routing.build(config)
         self.accepting = False
         self.port: int | None = None

@@ -19,7 +19,7 @@ import structlog
 
 from hookd.clock import Clock, Timer
 from hookd.config import Webhook
-from hookd.models import Delivery, IdFactory, Item
+from hookd.models import Delivery, IdFactory, Item, new_delivery
 from hookd.payloads import batch_body
 from hookd.store import OpenBatch as StoredBatch
 from hookd.store import Storage
@@ -73,24 +73,6 @@ def policies(webhooks: Iterable[Webhook], spool_after: float) -> dict[str, Polic
     }
 
 
-def make_delivery(ids: IdFactory, store: Storage, webhook_id: str, items: list[Item], now: float) -> Delivery:
-    """The delivery that carries a batch of items, its body their bodies joined."""
-    events = list(dict.fromkeys(i.event for i in items))
-    triggers = list(dict.fromkeys(i.trigger for i in items))
-    seq = store.next_delivery_seq()
-    return Delivery(
-        id=ids.delivery(seq),
-        seq=seq,
-        message_id=ids.make("msg"),
-        webhook_id=webhook_id,
-        body=batch_body([i.body for i in items]),
-        item_ids=[i.id for i in items],
-        events=events,
-        triggers=triggers,
-        created_at=now,
-    )
-
-
 class Batcher:
     """Open batches by key, their timers, and the spool poller."""
 
@@ -99,13 +81,11 @@ class Batcher:
         clock: Clock,
         store: Storage,
         ids: IdFactory,
-        spool_after: float,
         deliver: Callable[[Delivery], None],
     ) -> None:
         self._clock = clock
         self._store = store
         self._ids = ids
-        self._spool_after = spool_after
         self._deliver = deliver
         self._policies: dict[str, Policy] = {}
         self.open: dict[tuple[str, str], OpenBatch] = {}
@@ -116,12 +96,10 @@ class Batcher:
         # Items of flushed batches whose delivery row is not committed yet, per webhook:
         # still pending, and counted so (a write may wait long for a lock or a full disk).
         self._recording: dict[str, int] = {}
-        self.late_ms: list[float] = []  # lateness of in-memory flushes, for benchmarks
 
     def configure(self, webhooks: Iterable[Webhook], spool_after: float) -> None:
         """Take the batching settings of a (re)loaded config."""
         webhooks = list(webhooks)
-        self._spool_after = spool_after
         # A removed webhook's open batches leave memory; their items wait in the store
         # and restore() brings them back if the webhook returns.
         present = {w.id for w in webhooks}
@@ -132,10 +110,6 @@ class Batcher:
             log.warning("orphaned_batch", webhook=b.webhook_id, key=b.key, items=b.count)
         self._policies = policies(webhooks, spool_after)
         self._lightweight = {w.id: w.lightweight_logs for w in webhooks}
-
-    def policy(self, webhook_id: str) -> Policy | None:
-        """The webhook's batching settings, or None when it does not batch."""
-        return self._policies.get(webhook_id)
 
     def deadline_for(self, webhook_id: str, key: str, now: float) -> float:
         """The deadline an item arriving now will be stored with."""
@@ -175,10 +149,7 @@ class Batcher:
     def _due(self, k: tuple[str, str], b: OpenBatch) -> None:
         if self.open.get(k) is b:
             late_ms = (self._clock.now() - b.deadline) * 1000
-            self.late_ms.append(late_ms)
             log.debug("batch_timer_fired", webhook=b.webhook_id, key=b.key, items=b.count, late_ms=round(late_ms, 1))
-            if len(self.late_ms) > 100_000:
-                del self.late_ms[:50_000]
             self.flush(k)
 
     def flush(self, k: tuple[str, str]) -> None:
@@ -201,11 +172,21 @@ class Batcher:
             # No longer batching (a reload): each item in a delivery of its own, carrying
             # its own body rather than an array; a spooled batch may hold many.
             for item in items:
-                d = make_delivery(self._ids, self._store, webhook_id, [item], self._clock.now())
-                d.body = item.body
-                self._record(d, [item])
+                self._record(self._delivery(webhook_id, [item], item.body), [item])
             return
-        self._record(make_delivery(self._ids, self._store, webhook_id, items, self._clock.now()), items)
+        self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+
+    def _delivery(self, webhook_id: str, items: list[Item], body: bytes) -> Delivery:
+        return new_delivery(
+            self._ids,
+            self._store.next_delivery_seq(),
+            webhook_id,
+            body,
+            [i.id for i in items],
+            list(dict.fromkeys(i.event for i in items)),
+            list(dict.fromkeys(i.trigger for i in items)),
+            self._clock.now(),
+        )
 
     def _record(self, d: Delivery, items: list[Item]) -> None:
         webhook_id = d.webhook_id

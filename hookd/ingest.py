@@ -8,7 +8,7 @@ crash and a rejected request leaves no trace.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,16 @@ from hookd.clock import Clock
 from hookd.config import Config
 from hookd.deliver import Dispatcher
 from hookd.metrics import Metrics
-from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp, inexact_numbers, validate_events
+from hookd.models import (
+    Delivery,
+    IdFactory,
+    Item,
+    Occurrence,
+    format_timestamp,
+    inexact_numbers,
+    new_delivery,
+    validate_events,
+)
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
@@ -54,6 +63,80 @@ class Routing:
             modes={w.id: w.batching for w in config.webhooks},
             lightweight={w.id: w.lightweight_logs for w in config.webhooks},
         )
+
+
+class Unencodable(Exception):
+    """An occurrence orjson cannot encode; ``detail`` is its error detail for the 422."""
+
+    def __init__(self, detail: dict[str, Any]) -> None:
+        super().__init__(detail["message"])
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A request's items of one webhook and batch key: they share a store row (``seq``) and a deadline."""
+
+    seq: int
+    deadline: float
+    count: int = 0  # items so far; the next one's place in the chunk
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one request becomes, each part with the index of the occurrence it came from,
+    so the store can drop a duplicate's work in the transaction that finds it."""
+
+    deliveries: list[tuple[int, Delivery, bool]]  # sent alone; the bool: lightweight logs
+    items: list[tuple[int, Item]]  # for the batcher
+
+
+def plan(
+    occurrences: Sequence[Occurrence],
+    rt: Routing,
+    now: float,
+    ids: IdFactory,
+    next_item_seq: Callable[[], int],
+    next_delivery_seq: Callable[[], int],
+    deadline_for: Callable[[str, str, float], float],
+) -> Plan:
+    """Route a request's occurrences and shape their bodies: the deliveries and batched items
+    to commit. Raises Unencodable when orjson refuses an occurrence.
+
+    The sequence numbers and deadlines come from the caller (the store's counters, the
+    batcher's open batches), so this reads no clock and does no I/O.
+    """
+    deliveries: list[tuple[int, Delivery, bool]] = []
+    items: list[tuple[int, Item]] = []
+    # The request's items of one webhook and batch key share a store chunk (one row).
+    chunks: dict[tuple[str, str], Chunk] = {}
+    route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
+    for idx, occ in enumerate(occurrences):
+        for wid, tid in route(occ):
+            item_id = ids.uuid()
+            try:
+                body = builders[wid].body(occ, item_id, tid)
+            except TypeError as exc:  # orjson: nesting past its limit (254 levels)
+                raise Unencodable(
+                    {"index": idx, "path": _unencodable(occ), "message": f"cannot be encoded: {exc}"}
+                ) from None
+            mode = modes[wid]
+            if mode == "per_occurrence":
+                d = new_delivery(ids, next_delivery_seq(), wid, body, [item_id], [occ.event], [tid], now)
+                deliveries.append((idx, d, lightweight[wid]))
+            else:
+                key = batch_key(mode, tid, occ.event)
+                assert key is not None
+                chunk = chunks.get((wid, key))
+                if chunk is None:
+                    chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
+                item = Item(
+                    id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
+                    body=body, batch_key=key, seq=chunk.seq, pos=chunk.count, deadline=chunk.deadline,
+                )  # fmt: skip
+                chunk.count += 1
+                items.append((idx, item))
+    return Plan(deliveries, items)
 
 
 class TooLarge(Exception):
@@ -110,6 +193,45 @@ class Ingest:
         return resp
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        got = await self._read(request)
+        if isinstance(got, web.StreamResponse):
+            return got
+        occurrences, now = got
+        # Taken after the body is read: a reload during the upload must not leave this
+        # request routing by a config the batcher no longer knows.
+        store = self._store
+        try:
+            p = plan(
+                occurrences, self._routing(), now, self._ids,
+                store.next_item_seq, store.next_delivery_seq, self._batcher.deadline_for,
+            )  # fmt: skip
+        except Unencodable as exc:
+            return error(422, "invalid_events", "1 problem(s) in the request", [exc.detail])
+        try:
+            dupes = await store.ingest(occurrences, now, p.deliveries, p.items)
+        except Exception as exc:
+            log.error("ingest_store_failed", error=str(exc))
+            return error(
+                503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"}
+            )
+        per_webhook = self._hand_on(p, dupes)
+        routed = sum(per_webhook.values())
+        log.debug("routed", events=len(occurrences), duplicates=len(dupes), items=routed, webhooks=per_webhook)
+        self._metrics.events.inc(len(occurrences))
+        if dupes:
+            self._metrics.duplicates.inc(len(dupes))
+        return json_response(
+            {
+                "accepted": len(occurrences),
+                "duplicates": len(dupes),
+                "items": routed,
+                "ids": [o.id for o in occurrences],
+            },
+            status=202,
+        )
+
+    async def _read(self, request: web.Request) -> tuple[list[Occurrence], float] | web.StreamResponse:
+        """The request's valid occurrences and the time they were received, or the refusal."""
         if not self._accepting():
             return error(503, "shutting_down", "hookd is stopping; retry shortly", headers={"Retry-After": "5"})
         if self._store.lost:
@@ -142,78 +264,24 @@ class Ingest:
             problems = sorted([*problems, *inexact], key=lambda d: -1 if d["index"] is None else d["index"])
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
+        return occurrences, now
 
-        # Taken after the body is read: a reload during the upload must not leave this
-        # request routing by a config the batcher no longer knows.
-        rt = self._routing()
-        deliveries: list[tuple[int, Delivery, bool]] = []
-        items: list[tuple[int, Item]] = []
-        # The request's items of one webhook and batch key share a store chunk (one row).
-        chunks: dict[tuple[str, str], list[Any]] = {}  # → [seq, items so far, deadline]
-        ids, store, batcher = self._ids, self._store, self._batcher
-        route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
-        for idx, occ in enumerate(occurrences):
-            for wid, tid in route(occ):
-                item_id = ids.uuid()
-                try:
-                    body = builders[wid].body(occ, item_id, tid)
-                except TypeError as exc:  # orjson: nesting past its limit (254 levels)
-                    detail = {"index": idx, "path": _unencodable(occ), "message": f"cannot be encoded: {exc}"}
-                    return error(422, "invalid_events", "1 problem(s) in the request", [detail])
-                mode = modes[wid]
-                if mode == "per_occurrence":
-                    seq = store.next_delivery_seq()
-                    d = Delivery(
-                        id=ids.delivery(seq), seq=seq, message_id=ids.make("msg"),
-                        webhook_id=wid, body=body, item_ids=[item_id], events=[occ.event],
-                        triggers=[tid], created_at=now,
-                    )  # fmt: skip
-                    deliveries.append((idx, d, lightweight[wid]))
-                else:
-                    key = batch_key(mode, tid, occ.event)
-                    assert key is not None
-                    chunk = chunks.get((wid, key))
-                    if chunk is None:
-                        chunk = chunks[(wid, key)] = [store.next_item_seq(), 0, batcher.deadline_for(wid, key, now)]
-                    item = Item(
-                        id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
-                        body=body, batch_key=key, seq=chunk[0], pos=chunk[1], deadline=chunk[2],
-                    )  # fmt: skip
-                    chunk[1] += 1
-                    items.append((idx, item))
-        try:
-            dupes = await store.ingest(occurrences, now, deliveries, items)
-        except Exception as exc:
-            log.error("ingest_store_failed", error=str(exc))
-            return error(
-                503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"}
-            )
-
+    def _hand_on(self, p: Plan, dupes: set[int]) -> dict[str, int]:
+        """Give the committed work of the non-duplicate occurrences to the dispatcher and the
+        batcher; the items routed, per webhook."""
         per_webhook: dict[str, int] = {}
-        for idx, d, _ in deliveries:
+        for idx, d, _ in p.deliveries:
             if idx not in dupes:
                 self._dispatcher.submit(d)
                 per_webhook[d.webhook_id] = per_webhook.get(d.webhook_id, 0) + 1
-        for idx, item in items:
+        batcher = self._batcher
+        for idx, item in p.items:
             if idx not in dupes:
                 batcher.add(item)
                 per_webhook[item.webhook_id] = per_webhook.get(item.webhook_id, 0) + 1
         for wid, n in per_webhook.items():
             self._metrics.routed(wid, n)
-        routed = sum(per_webhook.values())
-        log.debug("routed", events=len(occurrences), duplicates=len(dupes), items=routed, webhooks=per_webhook)
-        self._metrics.events.inc(len(occurrences))
-        if dupes:
-            self._metrics.duplicates.inc(len(dupes))
-        return json_response(
-            {
-                "accepted": len(occurrences),
-                "duplicates": len(dupes),
-                "items": routed,
-                "ids": [o.id for o in occurrences],
-            },
-            status=202,
-        )
+        return per_webhook
 
 
 def capped(details: list[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:

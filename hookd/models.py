@@ -171,6 +171,39 @@ class Delivery:
     loaded: bool = True
 
 
+def new_delivery(
+    ids: IdFactory,
+    seq: int,
+    webhook_id: str,
+    body: bytes,
+    item_ids: Sequence[str],
+    events: Sequence[str],
+    triggers: Sequence[str],
+    now: float,
+    message_id: str | None = None,
+    resend_of: str | None = None,
+) -> Delivery:
+    """A delivery not yet attempted: one item (ingest), a batch (the batcher) or a resend.
+
+    ``seq`` is the store's next delivery sequence number, which the id carries. A resend
+    (``resend_of``) is manual and passes the ``message_id`` of the delivery it repeats: the
+    same ``webhook-id`` lets the receiver de-duplicate (SPEC §4); others get a new one.
+    """
+    return Delivery(
+        id=ids.delivery(seq),
+        seq=seq,
+        message_id=ids.make("msg") if message_id is None else message_id,
+        webhook_id=webhook_id,
+        body=body,
+        item_ids=item_ids,
+        events=events,
+        triggers=triggers,
+        created_at=now,
+        manual=resend_of is not None,
+        resend_of=resend_of,
+    )
+
+
 def format_timestamp(ts: float) -> str:
     """Unix seconds → ``2026-11-29T07:00:00.000Z``."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"

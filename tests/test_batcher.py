@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
+from structlog.testing import capture_logs
 
-from hookd.batcher import Batcher, OpenBatch, batch_key
+from hookd.batcher import Batcher, OpenBatch, batch_key, policies
 from hookd.config import Config, Webhook
+from hookd.ingest import Plan, Routing, plan
 from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp
 from hookd.store import Store
 from tests.fakeclock import FakeClock
@@ -20,6 +21,17 @@ from tests.support import running_store
 
 T0 = 1_800_000_000.0
 SPOOL_AFTER = 300.0
+TRIGGERS = ("t", "a", "b")
+
+
+def triggers(webhook_id: str) -> list[dict[str, Any]]:
+    """The triggers TRIGGERS of one webhook: each takes any event whose object names the
+    webhook (``to``) and the trigger, so a test says where each of its events goes."""
+    return [
+        {"id": t, "on": "*", "conditions": [{"field": "object.to", "op": "eq", "value": webhook_id},
+                                            {"field": "object.trigger", "op": "eq", "value": t}]}
+        for t in TRIGGERS
+    ]  # fmt: skip
 
 
 def webhooks(**modes: dict[str, Any]) -> tuple[Webhook, ...]:
@@ -27,15 +39,20 @@ def webhooks(**modes: dict[str, Any]) -> tuple[Webhook, ...]:
     return Config.model_validate(
         {
             "webhooks": [
-                {"id": name, "url": f"https://example.com/{name}", "events": [{"id": "t", "on": "*"}], **settings}
+                {"id": name, "url": f"https://example.com/{name}", "events": triggers(name), **settings}
                 for name, settings in modes.items()
             ]
         }
     ).webhooks
 
 
+def timer_lateness(logs: list[MutableMapping[str, Any]]) -> list[float]:
+    """How late (ms) each in-memory batch's timer fired, from the captured log lines."""
+    return [e["late_ms"] for e in logs if e["event"] == "batch_timer_fired"]
+
+
 class Harness:
-    """A Batcher wired to a FakeClock and a real store, feeding items as hookd/ingest.py does."""
+    """A Batcher wired to a FakeClock and a real store, fed through ingest's own plan()."""
 
     def __init__(self, store: Store, clock: FakeClock, hooks: tuple[Webhook, ...]) -> None:
         self.store = store
@@ -43,9 +60,9 @@ class Harness:
         self.ids = IdFactory()
         self.delivered: list[Delivery] = []
         self._arrived = asyncio.Event()
-        self.modes = {w.id: w.batching for w in hooks}
         self.hooks = hooks
-        self.batcher = Batcher(clock, store, self.ids, SPOOL_AFTER, self._deliver)
+        self.routing = Routing.build(Config(webhooks=hooks))
+        self.batcher = Batcher(clock, store, self.ids, self._deliver)
         self.batcher.configure(hooks, SPOOL_AFTER)
         self._n = 0
 
@@ -53,36 +70,33 @@ class Harness:
         self.delivered.append(d)
         self._arrived.set()
 
-    def _item(self, wid: str, trigger: str, event: str, now: float) -> tuple[Occurrence, Item]:
-        self._n += 1
-        occ = Occurrence(self.ids.make("evt"), event, format_timestamp(now), {"id": self._n}, None, None, False)
-        key = batch_key(self.modes[wid], trigger, event)
-        assert key is not None
-        item_id = self.ids.uuid()
-        item = Item(
-            id=item_id, webhook_id=wid, trigger=trigger, event=event, occurrence_id=occ.id,
-            body=orjson.dumps({"n": self._n, "id": item_id, "event": event}), batch_key=key,
-            deadline=self.batcher.deadline_for(wid, key, now),
-        )  # fmt: skip
-        return occ, item
-
-    async def feed_many(self, specs: list[tuple[str, str, str]]) -> list[Item]:
-        """One ingest request of (webhook, trigger, event) items: commit, then hand to the batcher."""
+    def plan(self, specs: list[tuple[str, str, str]]) -> tuple[list[Occurrence], Plan]:
+        """One request of (webhook, trigger, event) occurrences, and ingest's plan for it."""
         now = self.clock.now()
-        pairs = [self._item(wid, trigger, event, now) for wid, trigger, event in specs]
-        occs = [occ for occ, _ in pairs]
-        items = [item for _, item in pairs]
-        # As ingest does: the request's items of one webhook and key share a store chunk.
-        chunks: dict[tuple[str, str | None], list[int]] = {}
-        for item in items:
-            chunk = chunks.setdefault((item.webhook_id, item.batch_key), [self.store.next_item_seq(), 0])
-            item.seq, item.pos = chunk
-            chunk[1] += 1
-        dupes = await self.store.ingest(occs, now, [], list(enumerate(items)))
+        occs = []
+        for wid, trigger, event in specs:
+            self._n += 1
+            obj = {"id": self._n, "to": wid, "trigger": trigger}
+            occs.append(Occurrence(self.ids.make("evt"), event, format_timestamp(now), obj, None, None, False))
+        p = plan(
+            occs, self.routing, now, self.ids,
+            self.store.next_item_seq, self.store.next_delivery_seq, self.batcher.deadline_for,
+        )  # fmt: skip
+        assert [(i.webhook_id, i.trigger, i.event) for _, i in p.items] == specs  # each routed as its spec says
+        return occs, p
+
+    async def commit(self, occs: list[Occurrence], p: Plan) -> list[Item]:
+        """Commit a planned request, then hand its items to the batcher, as ingest does."""
+        dupes = await self.store.ingest(occs, self.clock.now(), p.deliveries, p.items)
         assert dupes == set()
+        items = [item for _, item in p.items]
         for item in items:
             self.batcher.add(item)
         return items
+
+    async def feed_many(self, specs: list[tuple[str, str, str]]) -> list[Item]:
+        """One ingest request of (webhook, trigger, event) items: plan, commit, then hand to the batcher."""
+        return await self.commit(*self.plan(specs))
 
     async def feed(self, wid: str, trigger: str = "t", event: str = "ticket.created") -> Item:
         """One item in its own ingest request."""
@@ -140,23 +154,22 @@ def test_batch_key_per_mode() -> None:
     assert batch_key("same_event", "ticket.created", "x") != batch_key("same_event_type", "y", "ticket.created")
 
 
-async def test_policies(store: Store, clock: FakeClock) -> None:
+def test_policies() -> None:
     """Only batching webhooks get a policy; waits above spool_after_seconds are spooled, equal ones are not."""
-    h = Harness(store, clock, webhooks(
+    got = policies(webhooks(
         single={},
         short={"batching": "any_event", "batch_wait_seconds": 30, "max_items_per_batch": 7},
         edge={"batching": "any_event", "batch_wait_seconds": SPOOL_AFTER},
         long={"batching": "same_event", "batch_wait_seconds": SPOOL_AFTER + 0.5, "lightweight_logs": True},
-    ))  # fmt: skip
-    b = h.batcher
-    assert b.policy("single") is None
-    short = b.policy("short")
+    ), SPOOL_AFTER)  # fmt: skip
+    assert got.get("single") is None
+    short = got.get("short")
     assert short is not None
     assert (short.wait, short.max_items, short.spooled, short.lightweight) == (30, 7, False, False)
-    edge = b.policy("edge")
+    edge = got.get("edge")
     assert edge is not None
     assert edge.spooled is False
-    long = b.policy("long")
+    long = got.get("long")
     assert long is not None
     assert (long.spooled, long.lightweight) == (True, True)
 
@@ -230,18 +243,19 @@ async def test_delivery_ids_unique(store: Store, clock: FakeClock) -> None:
 async def test_fixed_window_from_first_item(store: Store, clock: FakeClock) -> None:
     """The deadline is the first item's arrival plus the wait; later items do not push it back."""
     h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 30}))
-    first = await h.feed("w")
-    clock.advance(20)
-    second = await h.feed("w")
-    assert second.deadline == first.deadline == T0 + 30
-    clock.advance(9.999)
-    await asyncio.sleep(0)
-    assert h.delivered == []
-    clock.advance(0.001)
-    (d,) = await h.settle(1)
+    with capture_logs() as logs:
+        first = await h.feed("w")
+        clock.advance(20)
+        second = await h.feed("w")
+        assert second.deadline == first.deadline == T0 + 30
+        clock.advance(9.999)
+        await asyncio.sleep(0)
+        assert h.delivered == []
+        clock.advance(0.001)
+        (d,) = await h.settle(1)
     assert d.item_ids == [first.id, second.id]
     assert d.created_at == T0 + 30
-    assert h.batcher.late_ms == [0.0]
+    assert timer_lateness(logs) == [0.0]
     assert h.batcher.open == {}
 
 
@@ -293,11 +307,11 @@ async def test_item_whose_batch_flushed_during_commit(store: Store, clock: FakeC
     h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 30}))
     first = await h.feed("w")
     clock.t = T0 + 30
-    occ, item = h._item("w", "t", "ticket.created", clock.now())
+    occs, p = h.plan([("w", "t", "ticket.created")])
+    ((_, item),) = p.items
     assert item.deadline == T0 + 30
     clock.advance(0)  # the timer runs while the item's commit is in flight
-    await store.ingest([occ], clock.now(), [], [(0, item)])
-    h.batcher.add(item)
+    await h.commit(occs, p)
     clock.advance(0)
     delivered = await h.settle(2)
     assert [d.item_ids for d in delivered] == [[first.id], [item.id]]
@@ -366,16 +380,18 @@ async def test_ten_thousand_keys_flush_on_time(store: Store, clock: FakeClock) -
     assert len(h.batcher.open) == groups * per_group
     assert h.delivered == []
     start = T0 + 30
-    for g in range(groups):
-        # Just before group g's deadline only the earlier groups have left.
-        clock.advance(start + g * 0.25 - 0.01 - clock.now())
-        assert len(h.batcher.open) == (groups - g) * per_group
-        clock.advance(0.01)
-        assert len(h.batcher.open) == (groups - g - 1) * per_group
-    delivered = await h.settle(groups * per_group)
+    with capture_logs() as logs:
+        for g in range(groups):
+            # Just before group g's deadline only the earlier groups have left.
+            clock.advance(start + g * 0.25 - 0.01 - clock.now())
+            assert len(h.batcher.open) == (groups - g) * per_group
+            clock.advance(0.01)
+            assert len(h.batcher.open) == (groups - g - 1) * per_group
+        delivered = await h.settle(groups * per_group)
     assert h.batcher.open == {}
-    assert len(h.batcher.late_ms) == groups * per_group
-    assert max(h.batcher.late_ms) == 0.0
+    late = timer_lateness(logs)
+    assert len(late) == groups * per_group
+    assert max(late) == 0.0
     for n, d in enumerate(delivered):
         assert d.created_at == start + (n // per_group) * 0.25
         assert len(d.item_ids) == 1

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from hookd import models
-from hookd.models import EventNames, IdFactory, Occurrence, format_timestamp, validate_events
+from hookd.models import EventNames, IdFactory, Occurrence, format_timestamp, new_delivery, validate_events
 
 NOW = "2026-11-29T07:00:00.000Z"
 
@@ -530,3 +530,20 @@ def test_exact_numbers_pass(raw: bytes) -> None:
     """Numbers a 64-bit integer or a double holds, and digits inside strings, are not reported."""
     assert models.inexact_numbers(raw) == []
     assert models.inexact_numbers(raw, orjson_refused=True) == []
+
+
+def test_new_delivery_and_resend() -> None:
+    """A new delivery's id carries its sequence number and it gets a fresh message id; a resend keeps the message id
+    it repeats and is marked manual."""
+    ids = IdFactory()
+    first = new_delivery(ids, 7, "w", b"[1]", ["i1"], ["ticket.created"], ["t"], 1.5)
+    second = new_delivery(ids, 8, "w", b"[1]", ["i1"], ["ticket.created"], ["t"], 1.5)
+    assert first.id.startswith("dlv_7_")
+    assert first.seq == 7
+    assert first.message_id.startswith("msg_")
+    assert first.message_id != second.message_id
+    assert (first.webhook_id, first.body, first.item_ids, first.created_at) == ("w", b"[1]", ["i1"], 1.5)
+    assert (first.state, first.attempts, first.manual, first.resend_of) == ("pending", 0, False, None)
+    again = new_delivery(ids, 9, "w", b"[1]", ["i1"], ["ticket.created"], ["t"], 2.0, first.message_id, first.id)
+    assert again.id.startswith("dlv_9_")
+    assert (again.message_id, again.manual, again.resend_of) == (first.message_id, True, first.id)

@@ -73,10 +73,10 @@ def test_stopping(listener: tuple[socket.socket, str]) -> None:
 
 
 def test_status_is_kept_on_one_line(listener: tuple[socket.socket, str]) -> None:
-    """status() sends STATUS= and folds newlines, which would otherwise start new assignments."""
+    """The status text goes out as one STATUS= line: newlines, which would start new assignments, are folded."""
     sock, path = listener
-    Notifier({"NOTIFY_SOCKET": path}).status("draining\nREADY=1")
-    assert _received(sock) == ["STATUS=draining READY=1"]
+    Notifier({"NOTIFY_SOCKET": path}).ready("draining\nREADY=1")
+    assert _received(sock) == ["READY=1", "STATUS=draining READY=1"]
 
 
 def test_watchdog_ping(listener: tuple[socket.socket, str]) -> None:
