@@ -27,14 +27,13 @@ from hookd.models import (
     Item,
     Occurrence,
     format_timestamp,
-    inexact_numbers,
     new_delivery,
-    validate_events,
 )
 from hookd.payloads import PayloadBuilder
 from hookd.responses import error, json_response
 from hookd.router import Router
 from hookd.store import Storage
+from hookd.validate import inexact_numbers, validate_events
 
 log = structlog.get_logger("hookd.ingest")
 

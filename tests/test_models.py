@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from hookd import models
-from hookd.models import EventNames, IdFactory, Occurrence, format_timestamp, new_delivery, validate_events
+from hookd import validate as validation
+from hookd.models import EventNames, IdFactory, Occurrence, format_timestamp, new_delivery
+from hookd.validate import validate_events
 
 NOW = "2026-11-29T07:00:00.000Z"
 
@@ -379,7 +380,7 @@ def test_valid_events_skip_the_full_check(data: Any, expected: list[Occurrence],
     def full_check(*args: Any) -> None:
         raise AssertionError("the full check ran")
 
-    monkeypatch.setattr(models, "_check_event", full_check)
+    monkeypatch.setattr(validation, "_check_event", full_check)
     assert validate_events(data, predictable_ids(True), NOW, 1000) == (expected, [])
 
 
@@ -520,7 +521,7 @@ def test_inexact_numbers_named(raw: bytes, where: list[tuple[int | None, str]]) 
         refused = True  # an infinity: orjson says no, and ingest asks again
     else:
         refused = False
-    found = models.inexact_numbers(raw, orjson_refused=refused)
+    found = validation.inexact_numbers(raw, orjson_refused=refused)
     assert [(d["index"], d["path"]) for d in found] == where
     assert all("send it as a string" in d["message"] for d in found)
 
@@ -528,8 +529,8 @@ def test_inexact_numbers_named(raw: bytes, where: list[tuple[int | None, str]]) 
 @pytest.mark.parametrize("raw", EXACT)
 def test_exact_numbers_pass(raw: bytes) -> None:
     """Numbers a 64-bit integer or a double holds, and digits inside strings, are not reported."""
-    assert models.inexact_numbers(raw) == []
-    assert models.inexact_numbers(raw, orjson_refused=True) == []
+    assert validation.inexact_numbers(raw) == []
+    assert validation.inexact_numbers(raw, orjson_refused=True) == []
 
 
 def test_new_delivery_and_resend() -> None:

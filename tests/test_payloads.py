@@ -15,9 +15,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookd import __version__
 from hookd.config import ENVELOPE_KEYS, Config, Webhook
-from hookd.models import IdFactory, Occurrence, validate_events
+from hookd.models import IdFactory, Occurrence
 from hookd.payloads import PayloadBuilder, RequestShape, batch_body, query_params
 from hookd.signing import secret_key, sign, verify
+from hookd.validate import validate_events
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET2 = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
