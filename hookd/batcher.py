@@ -263,9 +263,7 @@ class Batcher:
         """The open batches in the store (of ``webhook_ids``, or all), with the items that
         the given config keeps in memory; read before that config goes live."""
         coming = policies(webhooks, spool_after)
-        found = [
-            ob for ob in await self._store.open_batches() if webhook_ids is None or ob.webhook_id in webhook_ids
-        ]
+        found = [ob for ob in await self._store.open_batches() if webhook_ids is None or ob.webhook_id in webhook_ids]
         # Items are read for the batches the config keeps in memory, all in one trip.
         in_memory = [ob for ob in found if not ((p := coming.get(ob.webhook_id)) and p.spooled)]
         read = await self._store.batch_items_many([(ob.webhook_id, ob.batch_key, ob.count) for ob in in_memory])

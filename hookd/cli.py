@@ -17,6 +17,7 @@ from hookd.client import DEFAULT_CONFIG, ApiError, cmd_deliveries, cmd_resend, c
 if TYPE_CHECKING:
     from hookd.config import Config
 
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     import uvloop

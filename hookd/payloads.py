@@ -128,4 +128,3 @@ class RequestShape:
     def redacted(self, headers: dict[str, str]) -> dict[str, str]:
         """Headers as the delivery log keeps them: credentials replaced by ``***``."""
         return redact_headers(headers, self.secret_headers)
-

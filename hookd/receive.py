@@ -94,7 +94,6 @@ def signature_problems(keys: Sequence[bytes], headers: Mapping[str, str], body: 
     return problems
 
 
-
 def _render_body(body: bytes) -> str:
     if not body:
         return "(no body)"

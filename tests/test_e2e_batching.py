@@ -273,9 +273,7 @@ async def test_resend_repeats_the_whole_batch(
     assert [a["trigger"] for a in rec["attempts"]] == ["manual"]
 
 
-async def test_show_lists_a_batchs_items(
-    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
-) -> None:
+async def test_show_lists_a_batchs_items(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """``hookd show ID --json`` and GET /v1/deliveries/{id} show a batch's item ids, events and body."""
     d = await app_factory(
         make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=0.2)])

@@ -116,9 +116,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_metrics_counters_move(
-    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
-) -> None:
+async def test_metrics_counters_move(receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory) -> None:
     """/metrics is Prometheus text whose counters and histograms move as events are delivered."""
     config = make_config([webhook("a", receiver.url + "/a"), webhook("b", receiver.url + "/b", on="never.*")])
     d = await app_factory(config)
@@ -197,9 +195,7 @@ async def test_warns_when_config_with_inline_secrets_is_readable_by_others(
     assert SECRET not in json.dumps(line)
 
 
-async def test_refuses_a_store_written_by_a_newer_hookd_and_exits(
-    make_config: MakeConfig, tmp_path: Path
-) -> None:
+async def test_refuses_a_store_written_by_a_newer_hookd_and_exits(make_config: MakeConfig, tmp_path: Path) -> None:
     """A database of a newer schema version: hookd logs start_failed and exits 1 at once
     (the store's connection thread must not keep the process alive)."""
     db = tmp_path / "hookd.db"

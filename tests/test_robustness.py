@@ -124,4 +124,3 @@ async def test_enable_refuses_a_webhook_disabled_in_config_and_changes_nothing(
     assert body["error"]["code"] == "disabled_in_config"
     code, state = await d.request("GET", "/v1/webhooks/w")
     assert (state["enabled"], state["disabled_reason"]) == (False, "config")
-

@@ -47,6 +47,7 @@ FLAKY = (
     ElementClickInterceptedException,
 )
 
+
 class Browser:
     """A thin async face over one headless Chromium session."""
 
