@@ -20,6 +20,7 @@ from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory
 from hookd.store import Store
 from tests.fakeclock import FakeClock
+from tests.support import running_store
 
 T0 = 1_800_000_000.0
 
@@ -176,16 +177,8 @@ class Harness:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A real store in tmp_path with its writer task, closed at the end."""
-    s = Store(tmp_path / "t.db", "process")
-    await s.open()
-    writer = asyncio.get_running_loop().create_task(s.writer())
-    try:
+    async with running_store(tmp_path / "t.db") as s:
         yield s
-    finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-        await s.close()
 
 
 @contextlib.asynccontextmanager
