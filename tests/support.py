@@ -177,6 +177,20 @@ def free_port() -> int:
         return port
 
 
+async def until(
+    check: Callable[[], bool], what: str = "a condition", timeout: float = 10.0, every: float = 0.005
+) -> None:
+    """Poll ``check`` every ``every`` seconds until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if check():
+                    return
+                await asyncio.sleep(every)
+    except TimeoutError:
+        raise AssertionError(f"not in time ({timeout:g} s): {what}") from None
+
+
 @contextlib.asynccontextmanager
 async def running_store(path: Path) -> AsyncIterator[Store]:
     """A real Store on ``path`` with its writer task, closed at the end."""

@@ -21,6 +21,7 @@ from hookd.models import Delivery, IdFactory
 from hookd.store import Store
 from tests.fakeclock import FakeClock
 from tests.support import running_store
+from tests.support import until as support_until
 
 T0 = 1_800_000_000.0
 
@@ -92,14 +93,7 @@ class ScriptedSender:
 
 async def until(cond: Callable[[], bool], what: str) -> None:
     """Poll ``cond`` (the dispatcher's tasks run meanwhile) until it holds, within 5 s."""
-    try:
-        async with asyncio.timeout(5):
-            while True:
-                if cond():
-                    return
-                await asyncio.sleep(0.001)
-    except TimeoutError:
-        raise AssertionError(f"not in time: {what}") from None
+    await support_until(cond, what, timeout=5, every=0.001)
 
 
 def config(*hooks: dict[str, Any], concurrency: int = 16, spool_after: float = 60, **delivery: Any) -> Config:

@@ -31,6 +31,7 @@ from tests.support import (
     status,
     webhook,
 )
+from tests.support import until as support_until
 
 
 def carried(requests: Iterable[Received]) -> list[str]:
@@ -51,14 +52,7 @@ async def accept(d: Client, events: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     """Poll ``check`` until it holds, failing with ``what`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if check():
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    await support_until(check, what, timeout=timeout, every=0.02)
 
 
 async def record(d: Client, delivery_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from hookd.store import Outcome, StorageLost, Store
 from hookd.store.writer import backoff, transient
 from tests.fakeclock import FakeClock
 from tests.support import Daemon, Receiver, ev, webhook
+from tests.support import until as support_until
 
 BUSY = 0.1  # the store's busy timeout in these tests: a held lock fails a write fast
 
@@ -62,11 +63,7 @@ def write_lock(path: Path) -> Iterator[WriteLock]:
 
 async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll ``cond`` until it holds, failing after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if cond():
-                return
-            await asyncio.sleep(0.005)
+    await support_until(cond, timeout=timeout)
 
 
 def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
