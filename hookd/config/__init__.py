@@ -8,6 +8,7 @@ from hookd.config.load import Config, ConfigError, field_names, format_errors, k
 from hookd.config.models import (
     ENVELOPE_KEYS,
     OPERATORS,
+    ApiWebhook,
     Auth,
     BasicAuth,
     BatchingConfig,
@@ -29,6 +30,7 @@ from hookd.config.references import inline_secrets, resolve_secret
 __all__ = [
     "ENVELOPE_KEYS",
     "OPERATORS",
+    "ApiWebhook",
     "Auth",
     "BasicAuth",
     "BatchingConfig",

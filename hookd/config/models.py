@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -201,6 +201,9 @@ class CustomField(_Model):
 class Webhook(_Model):
     """A destination and its settings."""
 
+    # Where the webhook is kept (SPEC §11): the config file, or the store for ApiWebhook.
+    source: ClassVar[Literal["config", "api"]] = "config"
+
     id: str
     name: str = ""
     url: str
@@ -224,6 +227,10 @@ class Webhook(_Model):
     auto_disable_after: int = Field(0, ge=0)
     events: Array[Trigger]
     fields: Array[CustomField] = ()
+    # Free-form labels (tenant, customer id) for the API's ?metadata.KEY=VALUE filter.
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, max_length=16
+    )
 
     @field_validator("id")
     @classmethod
@@ -337,3 +344,9 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ApiWebhook(Webhook):
+    """A webhook created through the API (SPEC §11): kept in the store, never in the file."""
+
+    source: ClassVar[Literal["config", "api"]] = "api"
