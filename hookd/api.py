@@ -128,8 +128,10 @@ class Api:
         ids: IdFactory,
         metrics: Metrics,
         clock_now: Callable[[], float],
+        etag: Callable[[Webhook], str],
     ) -> None:
         self._config = config
+        self._etag = etag
         self._store = store
         self._log = store.log
         self._dispatcher = dispatcher
@@ -191,6 +193,8 @@ class Api:
         return {
             "id": w.id,
             "name": w.name,
+            "source": w.source,
+            "metadata": w.metadata,
             "url": redact_url(w.url),
             "enabled": reason is None,
             "disabled_reason": reason,
@@ -202,8 +206,15 @@ class Api:
         }
 
     async def webhooks(self, request: web.Request) -> web.Response:
-        """Every configured webhook with its health."""
-        return json_response({"webhooks": await self._states(list(self._config().webhooks))})
+        """Every webhook with its health; ``?metadata.KEY=VALUE`` (repeatable) filters."""
+        wanted = [(k[9:], v) for k, v in request.query.items() if k.startswith("metadata.")]
+        hooks = [w for w in self._config().webhooks if all(w.metadata.get(k) == v for k, v in wanted)]
+        return json_response({"webhooks": await self._states(hooks)})
+
+    async def view(self, w: Webhook) -> dict[str, Any]:
+        """One webhook as GET /v1/webhooks/{id} shows it: health, counts and config."""
+        (state,) = await self._states([w])
+        return {**state, "config": webhook_config(w)}
 
     def _find(self, request: web.Request) -> Webhook | None:
         return self._config().webhook(request.match_info["id"])
@@ -213,8 +224,7 @@ class Api:
         w = self._find(request)
         if w is None:
             return error(404, "not_found", f"no webhook {request.match_info['id']!r}")
-        (state,) = await self._states([w])
-        return json_response({**state, "config": webhook_config(w)})
+        return json_response(await self.view(w), headers={"ETag": self._etag(w)})
 
     async def deliveries(self, request: web.Request) -> web.Response:
         """A webhook's deliveries, newest first, paged by ``before``."""

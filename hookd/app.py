@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,18 @@ from hookd._systemd import Notifier, watchdog_loop
 from hookd.api import Api, auth_middleware
 from hookd.batcher import Batcher
 from hookd.clock import Clock, LoopClock
-from hookd.config import Config, ConfigError, reload_config
+from hookd.config import ApiWebhook, Config, ConfigError, reload_config
 from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
 from hookd.listener import AcceptErrors, AcceptSite, body_deadline
+from hookd.manage import ApiWebhooks
+from hookd.manage_routes import WebhookRoutes
 from hookd.metrics import Metrics
 from hookd.models import IdFactory
 from hookd.store import Store
 from hookd.tasks import TaskSet
+from hookd.webhooks import compose
 
 log = structlog.get_logger("hookd")
 
@@ -53,11 +57,13 @@ class App:
         self.dispatcher = Dispatcher(self.clock, self.store, self.sender, self.metrics)
         self.batcher = Batcher(self.clock, self.store, self.ids, self.dispatcher.submit)
         self.routing = Routing.build(config)
+        self.file_config = config  # the file's part of the config in force (SPEC §11)
+        self._reload_lock = asyncio.Lock()  # one change of the routing at a time: reload or API
+        self.api_webhooks = ApiWebhooks(self.store, self._apply_api, lambda: self.file_config, self._reload_lock)
         self.accepting = False
         self.port: int | None = None
         self.ready = asyncio.Event()
         self._started = asyncio.Event()  # a SIGHUP before this waits for start-up to finish
-        self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks = TaskSet()  # reloads started by SIGHUP
         self.metrics.watch(self._gauges)
@@ -89,7 +95,11 @@ class App:
                 poller = tg.create_task(self._poll_spool(), name="spool-poller")
                 pruner = tg.create_task(self._prune(), name="pruner")
                 watchdog = tg.create_task(self._watchdog(), name="watchdog")
-                restored, restored_items = await self._take_up(self.config, None)
+                try:
+                    config = compose(self.file_config, await self.api_webhooks.load())
+                except ValueError as exc:
+                    raise ConfigError(self.config_path or Path("config"), [str(exc)]) from None
+                restored, restored_items = await self._take_up(config, None)
                 runner = await self._listen()
                 self.accepting = True
                 log.info(
@@ -126,7 +136,14 @@ class App:
             self.metrics, lambda: self.accepting,
         )  # fmt: skip
         app.router.add_post("/v1/events", ingest.handle)
-        Api(lambda: self.config, self.store, self.dispatcher, self.ids, self.metrics, self.clock.now).add_routes(app)
+        api = Api(
+            lambda: self.config, self.store, self.dispatcher, self.ids, self.metrics, self.clock.now,
+            self.api_webhooks.etag,
+        )  # fmt: skip
+        api.add_routes(app)
+        WebhookRoutes(
+            self.api_webhooks, api.view, lambda: self.routing, self.store, self.dispatcher, self.ids, self.clock.now
+        ).add_routes(app)
         with contextlib.suppress(ImportError):
             from hookd.ui import add_routes as add_ui_routes
 
@@ -217,7 +234,11 @@ class App:
         old = self.config
         try:
             # What would be in force (restart-only keys kept) is checked, not just the file.
-            new, kept = reload_config(Config.load(path), old, path)
+            new_file, kept = reload_config(Config.load(path), self.file_config, path)
+            try:
+                new = compose(new_file, self.api_webhooks.webhooks())
+            except ValueError as exc:
+                raise ConfigError(path, [str(exc)]) from None
         except ConfigError as exc:  # the operator's edit, refused; the daemon runs on as it was
             log.warning("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
@@ -232,6 +253,7 @@ class App:
         known = self.dispatcher.webhook_ids()
         added = [w.id for w in new.webhooks if w.id not in known]
         restored, restored_items = await self._take_up(new, known)
+        self.file_config = new_file
         log.info(
             "reloaded", webhooks=len(new.webhooks), added=added,
             removed=sorted({w.id for w in old.webhooks} - {w.id for w in new.webhooks}),
@@ -239,6 +261,11 @@ class App:
         )  # fmt: skip
         self.notifier.ready(self._status())
         return True
+
+    async def _apply_api(self, api: Sequence[ApiWebhook]) -> None:
+        """Put a new set of API webhooks in force, as a reload would (the caller holds the
+        reload lock): new ones pick up any work an earlier webhook of their id left."""
+        await self._take_up(compose(self.file_config, api), self.dispatcher.webhook_ids())
 
     # -- background tasks ----------------------------------------------------------------
 

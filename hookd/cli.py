@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
-import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hookd.client import DEFAULT_CONFIG, ApiError, cmd_deliveries, cmd_resend, cmd_send, cmd_show, config_path
+from hookd.client import (
+    DEFAULT_CONFIG,
+    ApiError,
+    cmd_deliveries,
+    cmd_resend,
+    cmd_send,
+    cmd_show,
+    cmd_webhooks_create,
+    cmd_webhooks_delete,
+    cmd_webhooks_test,
+    config_path,
+)
 
 if TYPE_CHECKING:
     from hookd.config import Config
@@ -156,7 +165,9 @@ def _report_unread(path: Path, unread: list[str], strict: bool) -> None:
 
 def cmd_secret(args: argparse.Namespace) -> int:
     """Print a new Standard Webhooks signing secret."""
-    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    from hookd.signing import new_secret
+
+    print(new_secret())
     return 0
 
 
@@ -250,6 +261,32 @@ def parser() -> argparse.ArgumentParser:
     ))  # fmt: skip
     resend.add_argument("id", help="the id of the delivery to send again")
     resend.set_defaults(func=cmd_resend)
+    webhooks = verb(
+        "webhooks", "create, delete or test webhooks made through the API",
+        "Manage webhooks kept by the daemon (SPEC §11); those of the config file change in the file.",
+    )  # fmt: skip
+    wsub = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    create = with_client(wsub.add_parser(
+        "create", help="create a webhook from a JSON or TOML file",
+        description="Create a webhook from a file: JSON of one webhook, or TOML (.toml) with the webhook's keys at "
+        "the top level and its triggers as [[events]]. Prints the new webhook; a secret = \"generate\" is shown "
+        "this once.",
+    ))  # fmt: skip
+    create.add_argument("file", help="the webhook file (.json or .toml), or - for JSON on stdin")
+    create.set_defaults(func=cmd_webhooks_create)
+    delete = with_client(wsub.add_parser(
+        "delete", help="delete a webhook", description="Delete a webhook made through the API; its pending work "
+        "stays in the store as for a webhook removed from the file.",
+    ))  # fmt: skip
+    delete.add_argument("id", help="the webhook's id")
+    delete.set_defaults(func=cmd_webhooks_delete)
+    test = with_client(wsub.add_parser(
+        "test", help="send a hookd.ping delivery now",
+        description="Send one hookd.ping delivery to a webhook at once, outside batching; prints its delivery id "
+        "(follow it with hookd show ID).",
+    ))  # fmt: skip
+    test.add_argument("id", help="the webhook's id")
+    test.set_defaults(func=cmd_webhooks_test)
     from hookd.receive import add_arguments
 
     receive = verb(

@@ -1,4 +1,4 @@
-"""The client verbs of ``hookd``: send, deliveries, show and resend, over the admin API.
+"""The client verbs of ``hookd``: send, deliveries, show, resend and webhooks, over the admin API.
 
 They need only the file's ``[server]`` table (address and token). This module imports
 only the standard library at the top, so loading it costs ``hookd --version`` nothing.
@@ -223,5 +223,45 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_resend(args: argparse.Namespace) -> int:
     """Resend a delivery: a new delivery with the same body and webhook-id."""
     answer = Client.from_args(args).call("POST", f"/v1/deliveries/{urllib.parse.quote(args.id)}/resend", b"")
+    print(answer["delivery_id"])
+    return 0
+
+
+def webhook_document(path: str) -> bytes:
+    """A webhook file as the API's JSON body: JSON as it is, or TOML with the webhook's
+    keys at the top level and its triggers as ``[[events]]`` (``-`` reads stdin)."""
+    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    if path.endswith(".toml"):
+        import tomllib
+
+        try:
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ApiError(f"{path}: invalid TOML: {exc}") from None
+        try:
+            return json.dumps(doc).encode()
+        except TypeError as exc:  # a TOML date or time: no JSON form
+            raise ApiError(f"{path}: {exc}") from None
+    return raw
+
+
+def cmd_webhooks_create(args: argparse.Namespace) -> int:
+    """Create a webhook through the API from a JSON or TOML file; print its view (with a
+    generated secret, the one time it is shown)."""
+    answer = Client.from_args(args).call("POST", "/v1/webhooks", webhook_document(args.file))
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def cmd_webhooks_delete(args: argparse.Namespace) -> int:
+    """Delete a webhook made through the API."""
+    Client.from_args(args).call("DELETE", f"/v1/webhooks/{urllib.parse.quote(args.id, safe='')}")
+    print(f"deleted {args.id}")
+    return 0
+
+
+def cmd_webhooks_test(args: argparse.Namespace) -> int:
+    """Send a hookd.ping delivery to a webhook now; print the delivery's id."""
+    answer = Client.from_args(args).call("POST", f"/v1/webhooks/{urllib.parse.quote(args.id, safe='')}/test", b"")
     print(answer["delivery_id"])
     return 0

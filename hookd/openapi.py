@@ -90,6 +90,10 @@ class WebhookState(_Wire):
 
     id: str
     name: str
+    source: Literal["config", "api"] = Field(
+        description="config: the file's (read-only here); api: made through the API"
+    )
+    metadata: dict[str, str]
     url: str
     enabled: bool
     disabled_reason: Literal["config", "auto"] | None
@@ -178,6 +182,21 @@ class Resent(_Wire):
     delivery_id: str
 
 
+class WebhookDocument(BaseModel):
+    """A webhook as POST/PUT take it: the keys and rules of a ``[[webhooks]]`` table (SPEC §2).
+
+    ``id`` is optional on POST (generated as ``wh_…``). ``secret = "generate"`` makes a
+    ``whsec_`` secret shown once in the answer; ``env:``/``file:`` values are refused. A
+    secret sent back as ``***`` (as views show it) keeps the stored value.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    url: str
+    events: list[dict[str, Any]] = Field(min_length=1)
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+
+
 class Health(_Wire):
     """GET /healthz."""
 
@@ -195,7 +214,8 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "Bad request", 401: "Missing or wrong token", 404: "Not found", 409: "Conflict",
-        413: "Too large", 415: "Not JSON", 422: "Invalid events", 503: "Shutting down or store unavailable",
+        412: "If-Match names a stale ETag", 413: "Too large", 415: "Not JSON", 422: "Invalid events or webhook",
+        503: "Shutting down or store unavailable",
     }  # fmt: skip
     return {str(c): _json(Error, words[c]) for c in codes}
 
@@ -204,7 +224,7 @@ def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
-        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health,
+        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "serialization" if m is not Event else "validation") for m in models],
@@ -217,6 +237,27 @@ def document() -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
     }
+    if_match = {
+        "name": "If-Match",
+        "in": "header",
+        "schema": {"type": "string"},
+        "description": "the ETag last read: the change is refused (412) if the webhook changed since",
+    }
+    etag = {"ETag": {"schema": {"type": "string"}, "description": "the webhook's current version"}}
+    doc_body = {"required": True, "content": {"application/json": {"schema": _ref(WebhookDocument)}}}
+    patch_body = {
+        "required": True,
+        "content": {
+            t: {
+                "schema": {
+                    "type": "object",
+                    "description": "RFC 7386 JSON Merge Patch over the webhook; null removes a key",
+                }
+            }
+            for t in ("application/merge-patch+json", "application/json")
+        },
+    }
+    detail = {**_json(WebhookDetail, "The webhook"), "headers": etag}
     did = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
     events_body = {
         "required": True,
@@ -264,13 +305,36 @@ def document() -> dict[str, Any]:
                               **_errors(400, 401, 413, 415, 422, 503)},
             }},
             "/v1/webhooks": {"get": {
-                "summary": "Every webhook with its health",
+                "summary": "Every webhook with its health; metadata.KEY=VALUE query parameters filter",
                 "responses": {"200": _json(WebhookList, "The webhooks"), **_errors(401)},
+            }, "post": {
+                "summary": "Create a webhook (kept in the store, routing at once)",
+                "requestBody": doc_body,
+                "responses": {"201": {**detail, "description": "Created"}, **_errors(400, 401, 409, 413, 415, 422)},
             }},
             "/v1/webhooks/{id}": {"get": {
                 "summary": "One webhook, its settings and counts",
                 "parameters": [wid],
-                "responses": {"200": _json(WebhookDetail, "The webhook"), **_errors(401, 404)},
+                "responses": {"200": detail, **_errors(401, 404)},
+            }, "put": {
+                "summary": "Replace an API webhook (409 managed_by_config for the file's)",
+                "parameters": [wid, if_match],
+                "requestBody": doc_body,
+                "responses": {"200": detail, **_errors(400, 401, 404, 409, 412, 413, 415, 422)},
+            }, "patch": {
+                "summary": "Change an API webhook with a JSON Merge Patch",
+                "parameters": [wid, if_match],
+                "requestBody": patch_body,
+                "responses": {"200": detail, **_errors(400, 401, 404, 409, 412, 413, 415, 422)},
+            }, "delete": {
+                "summary": "Delete an API webhook; its pending work stays as on a removal by reload",
+                "parameters": [wid, if_match],
+                "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 409, 412)},
+            }},
+            "/v1/webhooks/{id}/test": {"post": {
+                "summary": "Send one hookd.ping delivery now, outside batching",
+                "parameters": [wid],
+                "responses": {"202": _json(Resent, "The ping's delivery"), **_errors(401, 404)},
             }},
             "/v1/webhooks/{id}/deliveries": {"get": {
                 "summary": "A webhook's deliveries, newest first",

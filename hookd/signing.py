@@ -11,7 +11,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Sequence
+
+
+def new_secret() -> str:
+    """A new random signing secret: ``whsec_`` and 32 bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def secret_key(secret: str) -> bytes:

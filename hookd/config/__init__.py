@@ -4,7 +4,16 @@
 reload, ``references`` the ``env:``/``file:`` secrets; each imports only the ones before it.
 """
 
-from hookd.config.load import Config, ConfigError, field_names, format_errors, key_path, load_server, reload_config
+from hookd.config.load import (
+    Config,
+    ConfigError,
+    field_names,
+    format_errors,
+    key_path,
+    load_server,
+    plain_message,
+    reload_config,
+)
 from hookd.config.models import (
     ENVELOPE_KEYS,
     OPERATORS,
@@ -52,6 +61,7 @@ __all__ = [
     "is_loopback",
     "key_path",
     "load_server",
+    "plain_message",
     "reload_config",
     "resolve_secret",
     "split_listen",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 from hookd.config.models import (
     Array,
@@ -180,23 +181,30 @@ def format_errors(exc: ValidationError) -> list[str]:
     """Turn pydantic's errors into ``key.path: message`` lines."""
     lines = []
     for err in exc.errors(include_url=False):
-        raw = list(err["loc"])
-        # A discriminated union puts the tag in the location; the file has no such key.
-        loc = [p for i, p in enumerate(raw) if not (i and raw[i - 1] == "auth" and p in _AUTH_TAGS)]
-        kind = err["type"]
-        msg = _PLAIN.get(kind) or err["msg"].removeprefix("Value error, ").removeprefix("Input ")
-        if kind in ("union_tag_invalid", "union_tag_not_found"):
-            loc.append(str(err.get("ctx", {}).get("discriminator", "'type'")).strip("'"))
-        if kind == "union_tag_invalid":
-            msg = f"should be one of {err.get('ctx', {}).get('expected_tags', '')}"
-        if kind == "extra_forbidden":
-            msg = f"unknown key `{raw[-1]}`"
-            near = difflib.get_close_matches(str(raw[-1]), field_names(Config, raw[:-1]), n=1)
+        loc, msg = plain_message(err)
+        if err["type"] == "extra_forbidden":
+            near = difflib.get_close_matches(str(loc[-1]), field_names(Config, loc[:-1]), n=1)
             if near:
                 msg += f"; did you mean `{near[0]}`?"
         key = key_path(loc)
         lines.append(f"{key}: {msg}" if key else msg)
     return lines
+
+
+def plain_message(err: ErrorDetails) -> tuple[list[int | str], str]:
+    """One pydantic error as (key path parts, message in the words of the file's editor)."""
+    raw = list(err["loc"])
+    # A discriminated union puts the tag in the location; the file has no such key.
+    loc = [p for i, p in enumerate(raw) if not (i and raw[i - 1] == "auth" and p in _AUTH_TAGS)]
+    kind = err["type"]
+    msg = _PLAIN.get(kind) or err["msg"].removeprefix("Value error, ").removeprefix("Input ")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append(str(err.get("ctx", {}).get("discriminator", "'type'")).strip("'"))
+    if kind == "union_tag_invalid":
+        msg = f"should be one of {err.get('ctx', {}).get('expected_tags', '')}"
+    if kind == "extra_forbidden":
+        msg = f"unknown key `{raw[-1]}`"
+    return loc, msg
 
 
 def field_names(root: type[BaseModel], loc: Sequence[int | str]) -> list[str]:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from hookd.config.references import _resolved, _secret, _secrets, resolve_secret
+from hookd.config.references import _resolved, _secret, _secrets
 from hookd.redact import shown_url
 from hookd.signing import secret_key
 
@@ -283,7 +283,7 @@ class Webhook(_Model):
         out = {}
         for name, v in value.items():
             try:
-                out[name] = resolve_secret(v) if name.lower() in marked and isinstance(v, str) else v
+                out[name] = _secret(v, info) if name.lower() in marked else v
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return out

@@ -45,9 +45,12 @@ def _resolved(info: ValidationInfo) -> bool:
 
 
 def _secret(value: Any, info: ValidationInfo) -> Any:
-    if isinstance(value, str) and not _resolved(info):
-        return resolve_secret(value)
-    return value
+    if not isinstance(value, str) or _resolved(info):
+        return value
+    if info.context and info.context.get("api") and value.startswith(("env:", "file:")):
+        # An API caller must not be able to make the daemon read its environment or files.
+        raise ValueError("env: and file: references are not allowed through the API; write the value inline")
+    return resolve_secret(value)
 
 
 def _secrets(value: Any, info: ValidationInfo) -> Any:

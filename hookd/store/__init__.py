@@ -9,7 +9,7 @@ and the check that the file is still there.
 """
 
 from hookd.store.files import StoreLocked
-from hookd.store.interface import Counters, DeliveryLog, OpenBatch, Outcome, Storage, StorageLost
+from hookd.store.interface import Counters, DeliveryLog, OpenBatch, Outcome, Storage, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
 from hookd.store.sqlite import Store
 
@@ -23,4 +23,5 @@ __all__ = [
     "StorageLost",
     "Store",
     "StoreLocked",
+    "StoredWebhook",
 ]

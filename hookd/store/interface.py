@@ -52,6 +52,17 @@ class OpenBatch:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredWebhook:
+    """A webhook created through the API, as the store keeps it."""
+
+    id: str
+    doc: bytes  # the JSON document as accepted, secrets inline
+    revision: str  # changes on every write: the ETag
+    created_at: float
+    updated_at: float
+
+
 @dataclass
 class Counters:
     """Sequence numbers the store hands out; kept in memory, seeded from the file."""
@@ -180,7 +191,20 @@ class Storage(Protocol):
         older than ``cutoff``, at most ``limit`` deliveries; return how many went."""
         ...
 
+    async def put_webhook(self, w: StoredWebhook) -> None:
+        """Create or replace an API webhook; returns once committed."""
+        ...
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """Remove an API webhook (its deliveries stay, as for a webhook removed on reload);
+        returns once committed."""
+        ...
+
     # -- reads -------------------------------------------------------------------------
+
+    async def api_webhooks(self) -> list[StoredWebhook]:
+        """Every API webhook, oldest first."""
+        ...
 
     async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
         """Deliveries still to be made for these webhooks, oldest first, bodies not loaded."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store.interface import Counters, OpenBatch
+from hookd.store.interface import Counters, OpenBatch, StoredWebhook
 from hookd.store.packing import Packed
 from hookd.store.schema import (
     ATTEMPT,
@@ -172,7 +172,27 @@ def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> i
     return len(seqs)
 
 
+def put_webhook(conn: sqlite3.Connection, w: StoredWebhook) -> None:
+    """Create or replace an API webhook."""
+    conn.execute(
+        "INSERT INTO api_webhooks VALUES (?,?,?,?,?) ON CONFLICT(id) DO UPDATE"
+        " SET doc=excluded.doc, revision=excluded.revision, updated_at=excluded.updated_at",
+        (w.id, w.doc, w.revision, w.created_at, w.updated_at),
+    )
+
+
+def delete_webhook(conn: sqlite3.Connection, webhook_id: str) -> None:
+    """Remove an API webhook; its deliveries and items stay (orphans until retention)."""
+    conn.execute("DELETE FROM api_webhooks WHERE id = ?", (webhook_id,))
+
+
 # -- reads -----------------------------------------------------------------------------
+
+
+def api_webhooks(conn: sqlite3.Connection) -> list[StoredWebhook]:
+    """Every API webhook, oldest first."""
+    rows = conn.execute("SELECT id, doc, revision, created_at, updated_at FROM api_webhooks ORDER BY created_at, id")
+    return [StoredWebhook(*r) for r in rows]
 
 
 def read_counters(conn: sqlite3.Connection, c: Counters) -> None:

@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (delivery_seq, n)
 ) WITHOUT ROWID;
 
+-- Webhooks created through the API (SPEC §11): the document as accepted (secrets inline,
+-- as the signing needs them) and a random revision tag for ETag/If-Match.
+CREATE TABLE IF NOT EXISTS api_webhooks (
+    id TEXT PRIMARY KEY,
+    doc BLOB NOT NULL,
+    revision TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS webhook_state (
     webhook_id TEXT PRIMARY KEY,
     disabled INTEGER NOT NULL DEFAULT 0,
@@ -265,7 +275,8 @@ INSERT INTO payloads (seq, item_ids, body) SELECT seq, item_ids, body FROM deliv
 ALTER TABLE deliveries DROP COLUMN body;
 ALTER TABLE deliveries DROP COLUMN item_ids;
 """
-SCHEMA_VERSION = 2
+# 3: api_webhooks. An older hookd would open the file and silently route without them.
+SCHEMA_VERSION = 3
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:

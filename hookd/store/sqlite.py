@@ -14,7 +14,7 @@ from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store import ops
 from hookd.store.connection import Connection
-from hookd.store.interface import Counters, OpenBatch, Outcome, StorageLost
+from hookd.store.interface import Counters, OpenBatch, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
 from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
 from hookd.store.writer import Writer
@@ -213,7 +213,27 @@ class Store:
                     out[row.seq] = row.webhook_id
         return out
 
+    async def put_webhook(self, w: StoredWebhook) -> None:
+        """Create or replace an API webhook; returns once committed."""
+        await self._committed(lambda c: ops.put_webhook(c, w))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """Remove an API webhook; returns once committed."""
+        await self._committed(lambda c: ops.delete_webhook(c, webhook_id))
+
+    async def _committed(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        if self.lost:
+            raise StorageLost(f"{self.path} was deleted or replaced")
+        # Not kept: the caller is answered with the error and may try again.
+        fut = self._writer.submit(fn, wait=True, keep=False)
+        assert fut is not None
+        await fut
+
     # -- reads -------------------------------------------------------------------------
+
+    async def api_webhooks(self) -> list[StoredWebhook]:
+        """Every API webhook, oldest first."""
+        return await self.run(ops.api_webhooks)
 
     async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
         """Deliveries still to be made (pending or retrying) for these webhooks, oldest first.
