@@ -265,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
         "webhooks", "create, delete or test webhooks made through the API",
         "Manage webhooks kept by the daemon (SPEC §11); those of the config file change in the file.",
     )  # fmt: skip
-    wsub = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    wsub = webhooks.add_subparsers(dest="webhooks_command", required=True, help="what to do")
     create = with_client(wsub.add_parser(
         "create", help="create a webhook from a JSON or TOML file",
         description="Create a webhook from a file: JSON of one webhook, or TOML (.toml) with the webhook's keys at "

@@ -11,6 +11,7 @@ import pytest
 
 from hookd.models import Delivery, IdFactory, Item, Occurrence
 from hookd.store import Outcome
+from hookd.store.schema import SCHEMA_VERSION
 from tests.support import running_store
 
 # Bodies the packing must carry exactly: empty, non-ASCII, quotes and backslashes, NUL,
@@ -148,7 +149,7 @@ async def test_a_store_of_schema_0_is_migrated_with_its_items_and_deliveries(tmp
         assert "items" not in tables
         assert "body" not in columns
         assert "item_ids" not in columns
-        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == 2
+        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION
 
 
 async def test_duplicates_are_found_within_a_request_and_across_requests(tmp_path: Path) -> None:
