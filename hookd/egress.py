@@ -16,7 +16,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from hookd.config import DeliveryConfig, Webhook
-from hookd.guard import Blocked, Network, denied, parse_networks
+from hookd.guard import Address, Blocked, Network, denied, parse_networks
 from hookd.redact import shown_url
 from hookd.tls import TlsMaterial
 
@@ -28,11 +28,11 @@ class Guard:
     deny: tuple[Network, ...]
     allow: tuple[Network, ...]
 
-    def check(self, host: str, address: str) -> None:
-        """Raise Blocked when ``address`` (what ``host`` is or resolves to) is denied."""
+    def check(self, host: str, address: str | Address, literal: bool = False) -> None:
+        """Raise Blocked when ``address`` (what ``host`` resolves to, or spells) is denied."""
         network = denied(address, self.deny, self.allow)
         if network is not None:
-            raise Blocked(host, address, network)
+            raise Blocked(host, str(address), network, literal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +88,14 @@ def choose_proxy(setting: str | None, scheme: str, host: str, port: int | None, 
 
 
 def shown_proxy(proxy: str) -> str:
-    """A proxy URL as the delivery log shows it: without credentials."""
-    return shown_url(proxy)
+    """A proxy setting as it may be shown (config view, delivery log): credentials as ``***``."""
+    if proxy in ("env", "direct"):
+        return proxy
+    shown = shown_url(proxy)
+    if "@" in proxy and "@" not in shown:
+        scheme, _, rest = shown.partition("://")
+        shown = f"{scheme}://***@{rest}"
+    return shown
 
 
 class GuardedResolver(AbstractResolver):

@@ -25,18 +25,25 @@ DEFAULT_DENY = (
 
 
 class Blocked(Exception):
-    """An attempt the guard stopped: ``host`` is (or resolves to) ``address``, in the denied ``network``."""
+    """An attempt the guard stopped: ``host`` resolves to (or, ``literal``, spells) ``address``,
+    which is in the denied ``network``."""
 
-    def __init__(self, host: str, address: str, network: str) -> None:
+    def __init__(self, host: str, address: str, network: str, literal: bool = False) -> None:
         self.host = host
         self.address = address
         self.network = network
+        self.literal = literal
         super().__init__(self.reason)
 
     @property
     def reason(self) -> str:
         """The delivery log's message."""
-        where = self.address if self.host == self.address else f"{self.host} resolves to {self.address}, which"
+        if not self.literal:
+            where = f"{self.host} resolves to {self.address}, which"
+        elif self.host == self.address:
+            where = self.host
+        else:
+            where = f"{self.host} (the address {self.address})"
         return f"{where} is in the denied network {self.network} (delivery.deny_networks)"
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from hookd.egress import DIRECT, Egress, GuardedResolver, choose_proxy, proxy_environment, shown_proxy
 from hookd.failures import failure, proxy_auth_reason
@@ -110,20 +111,21 @@ class Sender:
         key = (parts.scheme, parts.hostname or "", parts.port, egress)
         route = self._routes.get(key)
         if route is None or route.session.closed:
-            route = self._routes[key] = self._new_route(parts.scheme, parts.hostname or "", parts.port, egress)
+            route = self._routes[key] = self._new_route(url, parts.scheme, parts.hostname or "", parts.port, egress)
         return route
 
-    def _new_route(self, scheme: str, host: str, port: int | None, egress: Egress) -> _Route:
+    def _new_route(self, url: str, scheme: str, host: str, port: int | None, egress: Egress) -> _Route:
         proxy = choose_proxy(egress.proxy, scheme, host, port, self._env)
         blocked = None
         resolver = None
         if egress.guard is not None:
             # A literal address is checked here, once: it cannot change. A name is checked
             # by the resolver on what it resolves to, unless a proxy resolves it instead.
-            address = literal_address(host)
+            # The host as aiohttp will connect to it: yarl folds some spellings (IDNA digits).
+            address = literal_address(URL(url).host or host)
             if address is not None:
                 try:
-                    egress.guard.check(host, str(address))
+                    egress.guard.check(host, address, literal=True)
                 except Blocked as exc:
                     blocked = exc
             elif proxy is None:
