@@ -8,9 +8,9 @@ egress, so webhooks with the same settings share sessions and SSL contexts.
 from __future__ import annotations
 
 import socket
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-import urllib.request
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver

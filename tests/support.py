@@ -518,7 +518,8 @@ class Proxy:
         self.port = int(port_file.read_text())
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             self.lines.append(line.decode(errors="replace").rstrip())
 

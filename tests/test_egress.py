@@ -15,13 +15,14 @@ import pytest
 import trustme
 
 from hookd import http
-from hookd.config import ApiWebhook, Config, ConfigError
+from hookd.config import ApiWebhook, Config, ConfigError, inline_secrets
 from hookd.egress import choose_proxy, proxy_environment
+from hookd.tls import client_context
 from tests.support import HOOKD, AppFactory, InProcess, MakeConfig, Proxy, Receiver, ev, free_port, until, webhook
 
 ProxyFactory = Callable[..., Awaitable[Proxy]]
 Receivers = Callable[[ssl.SSLContext | None], Awaitable[Receiver]]
-PASSWORD = "s3cret-pw"  # noqa: S105 (a test credential, checked never to be shown)
+PASSWORD = "s3cret-pw"
 
 
 class Pki:
@@ -50,12 +51,25 @@ class Pki:
             ctx.verify_mode = ssl.CERT_REQUIRED
         return ctx
 
+    def ca_bundle(self, *cas: trustme.CA) -> None:
+        """Rewrite ca_file to hold ``cas``."""
+        self._write("ca.pem", b"".join(ca.cert_pem.bytes() for ca in cas))
+
+    def drop_ca_file(self) -> None:
+        """Remove ca_file."""
+        Path(self.ca_file).unlink()
+
     def client(self, name: str = "client") -> tuple[str, str]:
         """A client certificate and its key, as two files."""
         leaf = self.ca.issue_cert(f"{name}@hookd.test")
         return self._write(f"{name}.pem", leaf.cert_chain_pems[0].bytes()), self._write(
             f"{name}.key", leaf.private_key_pem.bytes()
         )
+
+
+def read(path: str) -> str:
+    """A file's text."""
+    return Path(path).read_text()
 
 
 @pytest.fixture
@@ -136,7 +150,7 @@ async def test_mutual_tls_is_accepted_with_the_client_certificate_and_refused_wi
     pki = Pki(tmp_path)
     r = await receivers(pki.server("127.0.0.1", clients_from=pki.ca))
     cert, key = pki.client()
-    monkeypatch.setenv("HOOKD_T_CLIENT_KEY", Path(key).read_text())
+    monkeypatch.setenv("HOOKD_T_CLIENT_KEY", read(key))
     hooks = [
         webhook("with", r.url + "/with", tls={"client_cert": cert, "client_key": "env:HOOKD_T_CLIENT_KEY"}),
         webhook("without", r.url + "/without"),
@@ -164,11 +178,10 @@ async def test_ssl_contexts_are_built_once_per_distinct_combination(
     """Webhooks naming the same files share one SSL context, made at start, none per attempt; a reload
     that changes a file's contents makes one for the new contents."""
     built: list[object] = []
-    real = http.client_context
 
     def counting(material: Any) -> ssl.SSLContext:
         built.append(material)
-        return real(material)
+        return client_context(material)
 
     monkeypatch.setattr(http, "client_context", counting)
     pki = Pki(tmp_path)
@@ -189,7 +202,7 @@ async def test_ssl_contexts_are_built_once_per_distinct_combination(
     await app.wait_deliveries("c", 3, state="failed")  # the other CA does not vouch for this receiver
     assert len(built) == 2
     # Both CAs in one bundle: contents no other webhook has, so a context of its own.
-    Path(other.ca_file).write_bytes(other.ca.cert_pem.bytes() + pki.ca.cert_pem.bytes())
+    other.ca_bundle(other.ca, pki.ca)
     assert app.app is not None
     assert await app.app.reload()
     assert len(built) == 3
@@ -331,16 +344,24 @@ def bad_configs(pki: Pki, tmp_path: Path) -> list[tuple[dict[str, Any], dict[str
     encrypted = tmp_path / "encrypted.key"
     encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n")
     missing = str(tmp_path / "missing.pem")
+    junk = str(tmp_path / "junk.pem")
     return [
-        ({"tls": {"ca_file": missing}}, {}, f"delivery.tls.ca_file: cannot read '{missing}': No such file or directory"),
-        ({}, {"tls": {"ca_file": "junk.pem"}}, "webhooks[0].tls.ca_file: '" + str(tmp_path / "junk.pem") + "' holds no PEM certificate"),
-        ({"tls": {"client_cert": cert, "client_key": other_key}}, {}, "delivery.tls: client_cert and client_key do not match"),
-        ({"tls": {"client_cert": cert, "client_key": key}}, {"tls": {"client_key": other_key}}, "webhooks[0].tls: client_cert and client_key do not match"),
+        ({"tls": {"ca_file": missing}}, {},
+         f"delivery.tls.ca_file: cannot read '{missing}': No such file or directory"),
+        ({}, {"tls": {"ca_file": "junk.pem"}}, f"webhooks[0].tls.ca_file: '{junk}' holds no PEM certificate"),
+        ({"tls": {"client_cert": cert, "client_key": other_key}}, {},
+         "delivery.tls: client_cert and client_key do not match"),
+        ({"tls": {"client_cert": cert, "client_key": key}}, {"tls": {"client_key": other_key}},
+         "webhooks[0].tls: client_cert and client_key do not match"),
         ({}, {"tls": {"client_cert": cert}}, "webhooks[0].tls.client_cert needs tls.client_key"),
-        ({"tls": {"client_cert": cert, "client_key": str(encrypted)}}, {}, "delivery.tls.client_key: '" + str(encrypted) + "' is encrypted"),
-        ({"proxy": "https://proxy.example:3128"}, {}, "delivery.proxy: 'https://proxy.example:3128' should be \"env\", \"direct\""),
-        ({}, {"proxy": f"http://u:{PASSWORD}@proxy.example:99999"}, "webhooks[0].proxy: 'http://proxy.example:99999' is not a proxy URL"),
-        ({"deny_networks": ["10.0.0.0/8", "10.0.0.1/8"]}, {}, "delivery.deny_networks[1]: '10.0.0.1/8' has host bits set; the network is '10.0.0.0/8'"),
+        ({"tls": {"client_cert": cert, "client_key": str(encrypted)}}, {},
+         f"delivery.tls.client_key: '{encrypted}' is encrypted"),
+        ({"proxy": "https://proxy.example:3128"}, {},
+         "delivery.proxy: 'https://proxy.example:3128' should be \"env\", \"direct\""),
+        ({}, {"proxy": f"http://u:{PASSWORD}@proxy.example:99999"},
+         "webhooks[0].proxy: 'http://proxy.example:99999' is not a proxy URL"),
+        ({"deny_networks": ["10.0.0.0/8", "10.0.0.1/8"]}, {},
+         "delivery.deny_networks[1]: '10.0.0.1/8' has host bits set; the network is '10.0.0.0/8'"),
         ({"allow_networks": ["intranet"]}, {}, "delivery.allow_networks[0]: 'intranet' is not a network in CIDR form"),
     ]  # fmt: skip
 
@@ -387,7 +408,7 @@ async def test_reload_refuses_a_missing_file_and_keeps_delivering_with_the_loade
     r = await receivers(pki.server("127.0.0.1"))
     hooks = [webhook("a", r.url + "/a", tls={"ca_file": pki.ca_file})]
     app = await app_factory(make_config(hooks, delivery={"retry_schedule": []}))
-    Path(pki.ca_file).unlink()
+    pki.drop_ca_file()
     make_config(hooks, delivery={"retry_schedule": []})
     assert app.app is not None
     assert not await app.app.reload()
@@ -490,3 +511,23 @@ async def test_guard_through_a_proxy_checks_literal_targets_and_leaves_names_to_
     assert blocked["response"]["message"].startswith("127.0.0.1 is in the denied network 127.0.0.0/8")
     await outcome(app, "by-name", "succeeded")
     assert [x.path for x in r.requests] == ["/by-name"]
+
+
+def test_proxy_credentials_count_as_secrets_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy URL with inline credentials is an inline secret (config_readable_by_others); written as
+    env: it is read from the environment; a client key's path is never an inline secret."""
+    pki = Pki(tmp_path)
+    cert, key = pki.client()
+    path = tmp_path / "hookd.toml"
+    path.write_text(
+        f'[delivery]\nproxy = "http://u:{PASSWORD}@proxy.example:3128"\n'
+        f'tls = {{ client_cert = "{cert}", client_key = "{key}" }}\n'
+        '[[webhooks]]\nid = "a"\nurl = "https://hooks.example.com/"\nproxy = "http://proxy.example:3128"\n'
+        'events = [{ id = "t", on = "*" }]\n'
+    )
+    assert inline_secrets(path) == ["delivery.proxy"]
+    monkeypatch.setenv("HOOKD_T_PROXY", f"http://u:{PASSWORD}@proxy.example:3128")
+    path.write_text('[delivery]\nproxy = "env:HOOKD_T_PROXY"\n')
+    assert inline_secrets(path) == []
+    assert Config.load(path).delivery.proxy == f"http://u:{PASSWORD}@proxy.example:3128"
+    assert PASSWORD not in repr(Config.load(path))

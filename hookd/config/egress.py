@@ -110,7 +110,15 @@ def _key(value: Any, info: ValidationInfo) -> PemKey:
 # Python the loaded values pass through, so a config validated again keeps them.
 CertFile = Annotated[PemFile, PlainValidator(_certificates), PlainSerializer(lambda f: f.where, when_used="json")]
 KeyFile = Annotated[PemKey, PlainValidator(_key), PlainSerializer(lambda k: "***", when_used="json")]
-NetworkEntry = Annotated[str, AfterValidator(lambda v: str(parse_network(v)) and v)]
+
+
+def _network(value: str) -> str:
+    parse_network(value)  # raises, saying what is wrong
+    return value
+
+
+# Kept as written (a dump shows what the file says); the guard parses them when applied.
+NetworkEntry = Annotated[str, AfterValidator(_network)]
 
 
 def check_proxy(value: Any, info: ValidationInfo) -> Any:
