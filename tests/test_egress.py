@@ -17,6 +17,7 @@ import trustme
 from hookd import http
 from hookd.config import ApiWebhook, Config, ConfigError, inline_secrets
 from hookd.egress import choose_proxy, proxy_environment
+from hookd.failures import scrub
 from hookd.tls import client_context
 from tests.support import HOOKD, AppFactory, InProcess, MakeConfig, Proxy, Receiver, ev, free_port, until, webhook
 
@@ -531,3 +532,10 @@ def test_proxy_credentials_count_as_secrets_in_the_file(tmp_path: Path, monkeypa
     assert inline_secrets(path) == []
     assert Config.load(path).delivery.proxy == f"http://u:{PASSWORD}@proxy.example:3128"
     assert PASSWORD not in repr(Config.load(path))
+
+
+def test_scrub_masks_credentials_in_quoted_urls() -> None:
+    """A reason quoting a URL (aiohttp's own messages do) never carries its user:password."""
+    quoted = f"407, message='Proxy Authentication Required', url='http://hookd:{PASSWORD}@127.0.0.1:3128'"
+    assert scrub(quoted) == "407, message='Proxy Authentication Required', url='http://***@127.0.0.1:3128'"
+    assert scrub("Cannot connect to host example.com:443") == "Cannot connect to host example.com:443"
