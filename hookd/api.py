@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
+from hookd.egress import shown_proxy
 from hookd.metrics import Metrics
 from hookd.models import IdFactory, format_timestamp, new_delivery
 from hookd.redact import redact_url
@@ -110,6 +111,8 @@ def webhook_config(w: Webhook) -> dict[str, Any]:
     data["secret"] = ["***" for _ in w.secret]
     # Extra headers may carry credentials under any name: shown masked, names only.
     data["headers"] = dict.fromkeys(w.headers, "***")
+    if w.proxy is not None:
+        data["proxy"] = shown_proxy(w.proxy)  # its credentials are secrets (SPEC §14)
     auth = data.get("auth", {})
     for key in ("password", "token", "value"):
         if key in auth:

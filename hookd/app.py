@@ -202,8 +202,11 @@ class App:
         self.routing = Routing.build(config)
         self.batcher.configure(config.webhooks, config.batching.spool_after_seconds)
         d = config.delivery
-        self.sender.configure(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
         self.dispatcher.configure(config)
+        # Before any attempt the dispatcher just started runs: they run at the next await.
+        self.sender.configure(
+            d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes, self.dispatcher.egresses()
+        )
 
     async def _take_up(self, config: Config, known: set[str] | None) -> tuple[int, int]:
         """Make ``config`` the live one, reloading the pending work of its webhooks that are

@@ -24,7 +24,9 @@ def log_record(
     url = redact_url(shape.url)
     if params:
         url += ("&" if "?" in url else "?") + urlencode(params)
-    request = {"method": shape.method, "url": url, "headers": shape.redacted(headers)}
+    request: dict[str, Any] = {"method": shape.method, "url": url, "headers": shape.redacted(headers)}
+    if resp.via is not None:
+        request["proxy"] = resp.via  # without its credentials
     response: dict[str, Any]
     if resp.status is not None:
         response = {

@@ -21,6 +21,7 @@ import structlog
 from hookd.attempt_log import log_record
 from hookd.clock import Clock
 from hookd.config import Config, Webhook
+from hookd.egress import Egress, egress_for
 from hookd.http import Response, Transport
 from hookd.lanes import Health, Lane
 from hookd.metrics import Metrics
@@ -81,6 +82,7 @@ class Dispatcher:
     def _apply(self, lane: Lane, w: Webhook, config: Config) -> None:
         limit = w.per_webhook_concurrency or config.delivery.per_webhook_concurrency
         lane.shape = RequestShape(w)
+        lane.egress = egress_for(w, config.delivery)
         lane.limit = 1 if w.ordered else limit
         lane.lightweight = w.lightweight_logs
         lane.auto_disable_after = w.auto_disable_after
@@ -143,7 +145,7 @@ class Dispatcher:
     # -- one attempt -------------------------------------------------------------------
 
     async def _attempt(self, lane: Lane, d: Delivery) -> None:
-        shape = lane.shape
+        shape, egress = lane.shape, lane.egress
         n = d.attempts + 1
         self._hold(d)
         headers: dict[str, str] = {}
@@ -163,7 +165,7 @@ class Dispatcher:
             except Exception as exc:  # e.g. an old batch body after a switch to GET
                 resp = Response(status=None, error="http", message=f"cannot build the request: {exc}")
             else:
-                resp = await self._sender.send(shape.method, shape.url, headers, body or None, params)
+                resp = await self._sender.send(shape.method, shape.url, headers, body or None, params, egress)
         except BaseException:
             self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
             raise
@@ -390,6 +392,10 @@ class Dispatcher:
     def delivering(self, delivery_id: str) -> bool:
         """True while the delivery is in an attempt or its outcome is not yet committed."""
         return delivery_id in self._holds
+
+    def egresses(self) -> set[Egress]:
+        """The egresses of the lanes configured now."""
+        return {lane.egress for lane in self._lanes.values()}
 
     def webhook_ids(self) -> set[str]:
         """The webhooks with a lane: those of the config applied last."""

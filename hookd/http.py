@@ -1,16 +1,25 @@
-"""Sending one attempt: a ClientSession per destination host, timeouts, no redirects,
-and a response body read only as far as the log will keep it."""
+"""Sending one attempt: a ClientSession per destination and egress (proxy, TLS, guard),
+timeouts, no redirects, and a response body read only as far as the log will keep it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
+
+from hookd.egress import DIRECT, Egress, GuardedResolver, choose_proxy, proxy_environment, shown_proxy
+from hookd.failures import failure, proxy_auth_reason
+from hookd.guard import Blocked, literal_address
+from hookd.tls import TlsMaterial, client_context
 
 
 @dataclass(slots=True)
@@ -18,12 +27,13 @@ class Response:
     """What one attempt got back, or why it got nothing."""
 
     status: int | None
-    error: str | None  # timeout | connect | dns | tls | http
+    error: str | None  # timeout | connect | dns | tls | proxy | blocked | http
     message: str = ""
     duration_ms: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     truncated: bool = False
+    via: str | None = None  # the proxy the attempt went through, without credentials
 
 
 class Transport(Protocol):
@@ -36,53 +46,105 @@ class Transport(Protocol):
         headers: dict[str, str],
         body: bytes | None,
         params: dict[str, str] | None = None,
+        egress: Egress = DIRECT,
     ) -> Response:
         """One HTTP request; never raises for anything the receiver or network does."""
         ...
 
 
 def error_kind(exc: BaseException) -> str:
-    """The log's word for a failed attempt: timeout, dns, tls, connect or http."""
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
-    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
-        return "tls"
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        return "connect"
-    return "http"
+    """The log's word for a failed attempt: blocked, proxy, timeout, dns, tls, connect or http."""
+    return failure(exc)[0]
+
+
+@dataclass(slots=True)
+class _Route:
+    """A session to one destination over one egress, and what each request on it adds."""
+
+    session: aiohttp.ClientSession
+    proxy: str | None  # with its credentials: for aiohttp only
+    via: str | None  # the same, shown
+    blocked: Blocked | None  # a literal address the guard refuses: no request is made
+    https: bool
+    client_cert: bool
 
 
 class Sender:
-    """Owns the client sessions, made lazily per host and closed at stop."""
+    """Owns the client sessions, made lazily per destination and egress, and closed at stop.
+
+    SSL contexts are built once per distinct TLS material, when a config is applied (and
+    for any other material the first time it is used), never per attempt.
+    """
 
     def __init__(self, timeout: float, connect_timeout: float, max_response_bytes: int) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max = max_response_bytes
-        self._sessions: dict[tuple[str, str, int | None], aiohttp.ClientSession] = {}
+        self._routes: dict[tuple[str, str, int | None, Egress], _Route] = {}
+        self._contexts: dict[TlsMaterial, ssl.SSLContext] = {}
+        self._retired: list[aiohttp.ClientSession] = []
+        self._env = proxy_environment(os.environ)
 
-    def configure(self, timeout: float, connect_timeout: float, max_response_bytes: int) -> None:
-        """New limits from a reloaded config; sessions are kept."""
+    def configure(
+        self, timeout: float, connect_timeout: float, max_response_bytes: int, egresses: Iterable[Egress] = ()
+    ) -> None:
+        """New limits and egresses from a (re)loaded config. Sessions of an egress no longer
+        in use are retired (closed at stop: an attempt may still be running on one)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max = max_response_bytes
+        self._env = proxy_environment(os.environ)
+        wanted = set(egresses) | {DIRECT}
+        self._contexts = {m: c for m, c in self._contexts.items() if any(e.tls == m for e in wanted)}
+        for e in wanted:
+            if e.tls is not None:
+                self._context(e.tls)
+        for key in [k for k in self._routes if k[3] not in wanted]:
+            self._retired.append(self._routes.pop(key).session)
 
-    def _session(self, url: str) -> aiohttp.ClientSession:
+    def _context(self, material: TlsMaterial) -> ssl.SSLContext:
+        ctx = self._contexts.get(material)
+        if ctx is None:
+            ctx = self._contexts[material] = client_context(material)
+        return ctx
+
+    def _route(self, url: str, egress: Egress) -> _Route:
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port)
-        session = self._sessions.get(key)
-        if session is None or session.closed:
-            # Concurrency is bounded by the dispatcher, so the connector need not be.
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,
-                skip_auto_headers=("Accept", "Accept-Encoding"),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            self._sessions[key] = session
-        return session
+        key = (parts.scheme, parts.hostname or "", parts.port, egress)
+        route = self._routes.get(key)
+        if route is None or route.session.closed:
+            route = self._routes[key] = self._new_route(url, parts.scheme, parts.hostname or "", parts.port, egress)
+        return route
+
+    def _new_route(self, url: str, scheme: str, host: str, port: int | None, egress: Egress) -> _Route:
+        proxy = choose_proxy(egress.proxy, scheme, host, port, self._env)
+        blocked = None
+        resolver = None
+        if egress.guard is not None:
+            # A literal address is checked here, once: it cannot change. A name is checked
+            # by the resolver on what it resolves to, unless a proxy resolves it instead.
+            # The host as aiohttp will connect to it: yarl folds some spellings (IDNA digits).
+            address = literal_address(URL(url).host or host)
+            if address is not None:
+                try:
+                    egress.guard.check(host, address, literal=True)
+                except Blocked as exc:
+                    blocked = exc
+            elif proxy is None:
+                resolver = GuardedResolver(egress.guard)
+        # Concurrency is bounded by the dispatcher, so the connector need not be.
+        connector = aiohttp.TCPConnector(
+            limit=0, ttl_dns_cache=60, enable_cleanup_closed=True, resolver=resolver,
+            ssl=self._context(egress.tls) if egress.tls is not None else True,
+        )  # fmt: skip
+        session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            skip_auto_headers=("Accept", "Accept-Encoding"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        client_cert = egress.tls is not None and egress.tls.cert_pem is not None
+        via = shown_proxy(proxy) if proxy else None
+        return _Route(session, proxy, via, blocked, scheme == "https", client_cert)
 
     async def send(
         self,
@@ -91,11 +153,16 @@ class Sender:
         headers: dict[str, str],
         body: bytes | None,
         params: dict[str, str] | None = None,
+        egress: Egress = DIRECT,
     ) -> Response:
         """One HTTP request; never raises for anything the receiver or network does."""
         started = time.perf_counter()
+        route = None
         try:
-            async with self._session(url).request(
+            route = self._route(url, egress)
+            if route.blocked is not None:
+                raise route.blocked
+            async with route.session.request(
                 method,
                 url,
                 headers=headers,
@@ -103,7 +170,11 @@ class Sender:
                 params=params,
                 allow_redirects=False,
                 timeout=self._timeout,
+                proxy=route.proxy,
             ) as resp:
+                if resp.status == 407 and route.proxy is not None:
+                    return Response(status=None, error="proxy", message=proxy_auth_reason(), via=route.via,
+                                    duration_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
                 data, truncated = await self._read(resp)
                 return Response(
                     status=resp.status,
@@ -112,15 +183,18 @@ class Sender:
                     headers=_headers(resp.headers),
                     body=data,
                     truncated=truncated,
+                    via=route.via,
                 )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the receiver's doing, whatever it is
+            kind, message = failure(exc, route is not None and route.https, route is not None and route.client_cert)
             return Response(
                 status=None,
-                error=error_kind(exc),
-                message=str(exc) or type(exc).__name__,
+                error=kind,
+                message=message,
                 duration_ms=(time.perf_counter() - started) * 1000,
+                via=route.via if route is not None else None,
             )
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
@@ -139,8 +213,9 @@ class Sender:
 
     async def close(self) -> None:
         """Close every session."""
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
+        sessions = [r.session for r in self._routes.values()] + self._retired
+        self._routes.clear()
+        self._retired.clear()
         for s in sessions:
             await s.close()
 

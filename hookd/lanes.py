@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hookd.clock import Timer
+from hookd.egress import DIRECT, Egress
 from hookd.models import Delivery
 from hookd.payloads import RequestShape
 
@@ -33,6 +34,7 @@ class Lane:
     heap: list[tuple[int, Delivery]] = field(default_factory=list)  # ordered lanes
     holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
     timers: dict[int, Timer] = field(default_factory=dict)  # delivery seq → retry timer
+    egress: Egress = DIRECT  # proxy, TLS and guard of its requests
 
     def push(self, d: Delivery) -> None:
         """Queue a delivery; ordered lanes keep ingest (sequence) order."""

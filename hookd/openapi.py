@@ -151,7 +151,7 @@ class Attempt(_Wire):
     started_at: str
     duration_ms: float
     status_code: int | None
-    error: Literal["timeout", "connect", "dns", "tls", "http"] | None
+    error: Literal["timeout", "connect", "dns", "tls", "proxy", "blocked", "http"] | None
     manual: bool
     trigger: Literal["manual", "scheduled"]
 

@@ -35,10 +35,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# Error kinds no retry can mend: the address guard's refusal (SPEC §11) stands.
+FINAL_ERRORS = frozenset({"blocked"})
+
+
 def is_transient(status: int | None, error: str | None) -> bool:
-    """Connection errors, timeouts, 408, 425, 429 and 5xx."""
+    """Connection, proxy and TLS errors, timeouts, 408, 425, 429 and 5xx; never ``blocked``."""
     if status is None:
-        return error is not None
+        return error is not None and error not in FINAL_ERRORS
     return status in TRANSIENT_STATUSES or 500 <= status <= 599
 
 
@@ -55,6 +59,8 @@ def decide(
     """Decide after attempt number ``attempt`` (1-based) ended with ``status`` or ``error``."""
     if error is None and status is not None and 200 <= status <= 299:
         return Decision("succeeded")
+    if error in FINAL_ERRORS:  # even under retry_on = "any_failure"
+        return Decision("failed")
     if retry_on == "transient" and not is_transient(status, error):
         return Decision("failed")
     if attempt > len(schedule):

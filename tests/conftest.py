@@ -5,14 +5,15 @@ they hand out live in tests/support.py."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
 
-from tests.support import AppFactory, Daemon, DaemonFactory, InProcess, LogLines, MakeConfig, Receiver
+from hookd.config import Config
+from tests.support import AppFactory, Daemon, DaemonFactory, InProcess, LogLines, MakeConfig, Proxy, Receiver
 
 
 @pytest.fixture
@@ -68,10 +69,15 @@ async def app_factory(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AppFacto
     logs = LogLines()
     started: list[InProcess] = []
 
-    async def start(config: Path, env: dict[str, str] | None = None, level: str = "info") -> InProcess:
+    async def start(
+        config: Path,
+        env: dict[str, str] | None = None,
+        level: str = "info",
+        prepare: Callable[[Config], Config] | None = None,
+    ) -> InProcess:
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
-        app = InProcess(config, logs, logging.getLevelNamesMapping()[level.upper()])
+        app = InProcess(config, logs, logging.getLevelNamesMapping()[level.upper()], prepare)
         started.append(app)
         await app.start()
         return app
@@ -95,3 +101,19 @@ async def _stopped(app: InProcess) -> BaseException | None:
     except Exception as exc:
         return exc
     return None
+
+
+@pytest.fixture
+async def proxy_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Proxy]]]:
+    """Start real HTTP proxies (proxy.py) on free loopback ports; every one is stopped at the end."""
+    started: list[Proxy] = []
+
+    async def start(auth: str | None = None) -> Proxy:
+        p = Proxy(tmp_path, auth)
+        started.append(p)
+        await p.start()
+        return p
+
+    yield start
+    for p in started:
+        await p.stop()

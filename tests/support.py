@@ -10,7 +10,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -30,6 +32,7 @@ from hookd.config import Config
 from hookd.store import Store
 
 HOOKD = str(Path(sys.executable).with_name("hookd"))
+PROXY = str(Path(sys.executable).with_name("proxy"))  # proxy.py, from the test extra
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -58,7 +61,8 @@ class Receiver:
     requests to that path so far (1-based); the default answers 200 ``{"ok": true}``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context  # serve https with it
         self.requests: list[Received] = []
         self.behave: dict[str, Behaviour] = {}
         self._cond = asyncio.Condition()
@@ -69,7 +73,7 @@ class Receiver:
     @property
     def url(self) -> str:
         """Base URL, no trailing slash."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         """Listen on 127.0.0.1, a free port."""
@@ -77,7 +81,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -418,6 +422,9 @@ class InProcess(Client):
     config: Path
     logs: LogLines
     level: int = logging.INFO
+    # Applied to the loaded config before the App starts: a test's stand-in for what the
+    # store would add, such as webhooks created through the API.
+    prepare: Callable[[Config], Config] | None = None
     app: App | None = None
     port: int = 0
     lines: list[dict[str, Any]] = field(default_factory=list)
@@ -435,7 +442,8 @@ class InProcess(Client):
         self._thread = threading.get_ident()
         self.logs.install()
         self.logs.listeners.append(self)
-        self.app = App(Config.load(self.config), self.config)
+        config = Config.load(self.config)
+        self.app = App(self.prepare(config) if self.prepare else config, self.config)
         self._task = self._loop.create_task(self.app.serve(shutdown_trigger=self._stop))
         self._task.add_done_callback(lambda _: self._grown.set())  # stopped: waiters stop waiting for more
         ready = self._loop.create_task(self.app.ready.wait())
@@ -477,6 +485,64 @@ class InProcess(Client):
             if self in self.logs.listeners:
                 self.logs.listeners.remove(self)
         return 0
+
+
+@dataclass
+class Proxy:
+    """A real HTTP proxy (proxy.py) in its own process group on a free loopback port, its
+    access lines collected; ``auth`` (``user:password``) makes it answer 407 without them."""
+
+    folder: Path
+    auth: str | None = None
+    port: int = 0
+    lines: list[str] = field(default_factory=list)
+    proc: asyncio.subprocess.Process | None = None
+    _reader: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """The proxy's URL, no credentials."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start and wait until it listens."""
+        port_file = self.folder / f"proxy-{id(self)}.port"
+        args = ["--hostname", "127.0.0.1", "--port", "0", "--port-file", str(port_file), "--num-workers", "1"]
+        if self.auth:
+            args += ["--basic-auth", self.auth]
+        self.proc = await asyncio.create_subprocess_exec(
+            PROXY, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await until(lambda: port_file.exists() and port_file.read_text().strip().isdigit(), "proxy.py's port file", 30)
+        self.port = int(port_file.read_text())
+
+    async def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    def saw(self, *words: str) -> bool:
+        """True when one access line holds every word (e.g. ``"CONNECT", "127.0.0.1:8443"``)."""
+        return any(all(w in line for w in words) for line in self.lines if "access_log" in line)
+
+    async def stop(self) -> None:
+        """End its process group (the acceptors are child processes) and wait."""
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await self.proc.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        if self._reader is not None:
+            await self._reader
 
 
 MakeConfig = Callable[..., Path]

@@ -14,6 +14,7 @@ import pytest
 
 from hookd.config import Config
 from hookd.deliver import Dispatcher
+from hookd.egress import DIRECT, Egress
 from hookd.http import Response
 from hookd.lanes import Health
 from hookd.metrics import Metrics
@@ -66,6 +67,7 @@ class ScriptedSender:
         headers: dict[str, str],
         body: bytes | None,
         params: dict[str, str] | None = None,
+        egress: Egress = DIRECT,
     ) -> Response:
         """Record the call, then answer it from the script or wait for the test."""
         call = Call(method, url, headers, body, params, asyncio.get_running_loop().create_future())

@@ -52,10 +52,17 @@ def test_transient_statuses_retried(status: int) -> None:
     assert d(status, attempt=3) == Decision("retry", 120.0)
 
 
-@pytest.mark.parametrize("error", ["timeout", "connect", "dns", "tls", "http"])
+@pytest.mark.parametrize("error", ["timeout", "connect", "dns", "tls", "proxy", "http"])
 def test_connection_errors_retried(error: str) -> None:
-    """Connection errors and timeouts (no status) are retried."""
+    """Connection, TLS and proxy errors and timeouts (no status) are retried."""
     assert d(None, error) == Decision("retry", 5.0)
+
+
+@pytest.mark.parametrize("retry_on", ["transient", "any_failure"])
+def test_blocked_is_never_retried(retry_on: str) -> None:
+    """The address guard's refusal ends the delivery at once, whatever retry_on says."""
+    assert d(None, "blocked", retry_on=retry_on) == Decision("failed")
+    assert not is_transient(None, "blocked")
 
 
 @pytest.mark.parametrize("status", [300, 301, 302, 304, 400, 401, 403, 404, 410, 422, 499, 600])

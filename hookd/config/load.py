@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from hookd.config.egress import egress_problems
 from hookd.config.models import (
     Array,
     BatchingConfig,
@@ -65,6 +66,15 @@ class Config(_Model):
                 raise ValueError(f"duplicate webhook id {w.id!r} (webhooks[{first[w.id]}] and webhooks[{i}])")
             first[w.id] = i
         return value
+
+    @model_validator(mode="after")
+    def _tls_combinations(self) -> Config:
+        problems = egress_problems(
+            self.delivery.tls.keys(), [(f"webhooks[{i}]", w.tls.keys()) for i, w in enumerate(self.webhooks)]
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def webhook(self, webhook_id: str) -> Webhook | None:
         """The webhook with this id, if configured."""

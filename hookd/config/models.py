@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from hookd.config.egress import NetworkEntry, TlsConfig, check_proxy
 from hookd.config.references import _resolved, _secret, _secrets
+from hookd.guard import DEFAULT_DENY
 from hookd.redact import shown_url
 from hookd.signing import secret_key
 
@@ -100,6 +102,14 @@ class DeliveryConfig(_Model):
     jitter: float = Field(0.2, ge=0, lt=1)
     retry_on: Literal["transient", "any_failure"] = "transient"
     max_response_bytes: int = Field(65536, ge=0)
+    # SPEC §14: "env", "direct" or http://[user:pass@]host:port; kept out of reprs (credentials).
+    proxy: str | None = Field(None, repr=False)
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
+    # SPEC §11's address guard, for API webhooks only.
+    deny_networks: Array[NetworkEntry] = DEFAULT_DENY
+    allow_networks: Array[NetworkEntry] = ()
+
+    _proxy = field_validator("proxy", mode="before")(check_proxy)
 
 
 class BatchingConfig(_Model):
@@ -231,6 +241,11 @@ class Webhook(_Model):
     metadata: dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict, max_length=16
     )
+    # Over [delivery]'s: proxy as a whole, tls key by key (SPEC §14).
+    proxy: str | None = Field(None, repr=False)
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
+
+    _proxy = field_validator("proxy", mode="before")(check_proxy)
 
     @field_validator("id")
     @classmethod

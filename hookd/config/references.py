@@ -18,6 +18,9 @@ from pydantic import ValidationInfo
 # Stands in for a signing secret `hookd check` cannot read: 16 zero bytes, a valid key.
 _UNREAD_KEY = "whsec_AAAAAAAAAAAAAAAAAAAAAA=="
 
+# Stands in for a client key (tls.client_key) `hookd check` cannot read: the key's checks skip it.
+UNREAD_PEM = "\x00unread"
+
 # The folder of the file being loaded, so `file:` references resolve against it
 # without threading a parameter through every validator.
 _base_dir: ContextVar[Path | None] = ContextVar("hookd_config_dir", default=None)
@@ -62,6 +65,8 @@ def _defer_unreadable(data: dict[str, Any]) -> list[str]:
     notes = []
     for key, container, slot in _secret_slots(data):
         raw = container[slot]
+        if isinstance(raw, str) and key.endswith("tls.client_key") and not raw.startswith(("env:", "file:")):
+            raw = f"file:{raw}"  # a key's plain path is a file: reference by another name
         if not isinstance(raw, str) or not raw.startswith(("env:", "file:")):
             continue
         try:
@@ -72,8 +77,19 @@ def _defer_unreadable(data: dict[str, Any]) -> list[str]:
             else:
                 where = f"file {(_base_dir.get() or Path.cwd()) / raw[5:]} cannot be read here"
             notes.append(f"{key}: {where}; it will be read when the daemon starts")
-            container[slot] = _UNREAD_KEY if ".secret[" in key else "unread"
+            container[slot] = _placeholder(key)
     return notes
+
+
+def _placeholder(key: str) -> str:
+    """A valid value for the secret at ``key`` that `hookd check` could not read."""
+    if ".secret[" in key:
+        return _UNREAD_KEY
+    if key.endswith("tls.client_key"):
+        return UNREAD_PEM
+    if key.endswith("proxy"):
+        return "direct"
+    return "unread"
 
 
 def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
@@ -85,10 +101,14 @@ def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
     tokens = server.get("tokens") if isinstance(server, dict) else None
     if isinstance(tokens, list):
         slots += [(f"server.tokens[{i}]", tokens, i) for i in range(len(tokens))]
+    delivery = data.get("delivery")
+    if isinstance(delivery, dict):
+        slots += _egress_slots("delivery", delivery)
     webhooks = data.get("webhooks")
     for i, w in enumerate(webhooks if isinstance(webhooks, list) else []):
         if not isinstance(w, dict):
             continue
+        slots += _egress_slots(f"webhooks[{i}]", w)
         secret = w.get("secret")
         if isinstance(secret, list):
             slots += [(f"webhooks[{i}].secret[{j}]", secret, j) for j in range(len(secret))]
@@ -105,11 +125,26 @@ def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
     return slots
 
 
+def _egress_slots(prefix: str, table: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """A proxy URL with credentials (or a reference to one), and a client key, in ``table``."""
+    slots: list[tuple[str, Any, Any]] = []
+    proxy = table.get("proxy")
+    if isinstance(proxy, str) and ("@" in proxy or proxy.startswith(("env:", "file:"))):
+        slots.append((f"{prefix}.proxy", table, "proxy"))
+    tls = table.get("tls")
+    if isinstance(tls, dict) and "client_key" in tls:
+        slots.append((f"{prefix}.tls.client_key", tls, "client_key"))
+    return slots
+
+
 def inline_secrets(path: Path) -> list[str]:
     """Key paths of secrets written inline (not ``env:`` or ``file:``) in a config file."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return [
         key
         for key, container, slot in _secret_slots(data)
-        if isinstance(container[slot], str) and not container[slot].startswith(("env:", "file:"))
+        # A client key is always a path or a reference, never the key itself.
+        if isinstance(container[slot], str)
+        and not container[slot].startswith(("env:", "file:"))
+        and not key.endswith("tls.client_key")
     ]

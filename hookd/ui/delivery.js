@@ -70,6 +70,7 @@ function requestPart(req, light) {
   if (!req) return light ? notKept() : h("p", { class: "muted" }, "No attempt yet.");
   return [
     h("div", { class: "reqline" }, h("span", { class: "method" }, req.method), mono(req.url)),
+    req.proxy ? h("p", { class: "muted" }, "Through the proxy ", mono(req.proxy)) : null,
     h("h3", {}, "Headers"), headersTable(req.headers),
     bodyBlock("Body", req.body, "req-body", req.method === "GET" ? "No body (GET: the envelope is in the query string)" : "Empty body"),
   ];

@@ -22,7 +22,8 @@ const REASONS = {
 
 export const ERROR_KINDS = {
   timeout: "timed out", connect: "connection failed", dns: "name not resolved",
-  tls: "TLS handshake failed", http: "bad HTTP answer",
+  tls: "TLS failed", proxy: "proxy failed or refused", blocked: "blocked by the address guard",
+  http: "bad HTTP answer",
 };
 
 /** Whether an HTTP status counts as delivered. */
