@@ -23,13 +23,13 @@ from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
 from hookd.listener import AcceptErrors, AcceptSite, body_deadline
-from hookd.manage import ApiWebhooks
+from hookd.manage import ApiWebhooks, Check
 from hookd.manage_routes import WebhookRoutes
 from hookd.metrics import Metrics
 from hookd.models import IdFactory
 from hookd.store import Store
 from hookd.tasks import TaskSet
-from hookd.webhooks import compose
+from hookd.webhooks import address_check, compose
 
 log = structlog.get_logger("hookd")
 
@@ -59,7 +59,9 @@ class App:
         self.routing = Routing.build(config)
         self.file_config = config  # the file's part of the config in force (SPEC §11)
         self._reload_lock = asyncio.Lock()  # one change of the routing at a time: reload or API
-        self.api_webhooks = ApiWebhooks(self.store, self._apply_api, lambda: self.file_config, self._reload_lock)
+        self.api_webhooks = ApiWebhooks(
+            self.store, self._apply_api, lambda: self.file_config, self._reload_lock, self._webhook_checks
+        )
         self.accepting = False
         self.port: int | None = None
         self.ready = asyncio.Event()
@@ -264,6 +266,11 @@ class App:
         )  # fmt: skip
         self.notifier.ready(self._status())
         return True
+
+    def _webhook_checks(self) -> list[Check]:
+        """The rules an API webhook must pass beyond its document, under the file in force."""
+        d = self.file_config.delivery
+        return [address_check(d.deny_networks, d.allow_networks)]
 
     async def _apply_api(self, api: Sequence[ApiWebhook]) -> None:
         """Put a new set of API webhooks in force, as a reload would (the caller holds the

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hookd.config import ApiWebhook, Config, Webhook, field_names, key_path, plain_message
+from hookd.guard import literal_denied, parse_networks
 from hookd.signing import new_secret
 
 MASK = "***"
@@ -114,6 +115,15 @@ def parse(doc: Any, checks: Iterable[Callable[[ApiWebhook], list[dict[str, str]]
     """
     if not isinstance(doc, dict):
         raise InvalidWebhook([{"path": "", "message": "the body must be a JSON object (one webhook)"}])
+    # Refused before validation, which would read the named files: egress is the
+    # operator's, set in the file ([delivery] applies to API webhooks too).
+    operator_only = [
+        {"path": key, "message": f"{key} cannot be set through the API; the operator sets [delivery] {key}"}
+        for key in ("tls", "proxy")
+        if _set(doc.get(key))
+    ]
+    if operator_only:
+        raise InvalidWebhook(operator_only)
     try:
         w = ApiWebhook.model_validate(doc, context={"api": True})
     except ValidationError as exc:
@@ -136,6 +146,26 @@ def problems(exc: ValidationError) -> list[dict[str, str]]:
             msg += f"; did you mean `{near[0]}`?" if near else ""
         out.append({"path": key_path(loc), "message": msg})
     return out
+
+
+def _set(value: Any) -> bool:
+    # A view sent back carries the defaults (null, or a table of nulls): not a setting.
+    return any(v is not None for v in value.values()) if isinstance(value, dict) else value is not None
+
+
+def address_check(deny: Sequence[str], allow: Sequence[str]) -> Callable[[ApiWebhook], list[dict[str, str]]]:
+    """The create-time half of the address guard (SPEC §11): a URL whose host is a literal
+    address in a denied network is refused, naming the network. Host names are checked
+    on every connect instead (hookd.egress)."""
+    deny_nets, allow_nets = parse_networks(deny), parse_networks(allow)
+
+    def check(w: ApiWebhook) -> list[dict[str, str]]:
+        network = literal_denied(w.url, deny_nets, allow_nets)
+        if network is None:
+            return []
+        return [{"path": "url", "message": f"the address is in {network}, which delivery.deny_networks refuses"}]
+
+    return check
 
 
 def compose(file: Config, api: Sequence[Webhook]) -> Config:

@@ -13,6 +13,20 @@ from tests.support import AppFactory, DaemonFactory, MakeConfig, Receiver, ev, w
 
 pytestmark = pytest.mark.asyncio
 
+# The receivers listen on loopback, which the address guard denies API webhooks by default.
+LOOPBACK = {"allow_networks": ["127.0.0.0/8"]}
+
+
+@pytest.fixture
+def make_config(make_config: MakeConfig) -> MakeConfig:
+    """The shared fixture, with loopback allowed unless a test says otherwise."""
+
+    def make(*args: Any, **tables: Any) -> Path:
+        tables["delivery"] = {**LOOPBACK, **tables.get("delivery", {})}
+        return make_config(*args, **tables)
+
+    return make
+
 
 def api_hook(url: str, id: str | None = "cust-1", on: str = "*", **settings: Any) -> dict[str, Any]:
     """A webhook document as a product would POST it."""
@@ -329,3 +343,33 @@ async def test_cli_webhooks_create_test_delete(
     run = await hookd("webhooks", "delete", "from-json", "--url", d.url)
     assert run.code == 1
     assert "404" in run.err
+
+
+async def test_address_guard_refuses_literals_and_blocks_resolved_names(
+    make_config: MakeConfig, app_factory: AppFactory, receiver: Receiver
+) -> None:
+    d = await app_factory(make_config(delivery={"allow_networks": []}))
+    for url, network in (("http://127.0.0.1:9/x", "127.0.0.0/8"), ("http://[::ffff:10.1.2.3]/", "10.0.0.0/8"),
+                         ("http://169.254.169.254/latest", "169.254.0.0/16")):  # fmt: skip
+        code, body = await d.request("POST", "/v1/webhooks", json=api_hook(url))
+        assert code == 422, url
+        (detail,) = body["error"]["details"]
+        assert detail["path"] == "url"
+        assert network in detail["message"]
+    # A name is checked on connect, against what it resolves to: localhost is loopback.
+    code, body = await d.request("POST", "/v1/webhooks", json=api_hook(f"http://localhost:{receiver.port}/x"))
+    assert code == 201, body
+    await d.send(ev(1))
+    (failed,) = await d.wait_deliveries("cust-1", 1, state="failed")
+    assert failed["attempts"] == 1  # blocked is never retried
+    assert failed["error"] == "blocked"
+    assert receiver.requests == []
+
+
+async def test_egress_keys_are_the_operators(make_config: MakeConfig, app_factory: AppFactory, tmp_path: Path) -> None:
+    """tls paths and proxies name the daemon's files and routes: refused before any file is read."""
+    d = await app_factory(make_config())
+    doc = api_hook("http://example.test", tls={"ca_file": "/etc/shadow"}, proxy="http://10.0.0.1:3128")
+    code, body = await d.request("POST", "/v1/webhooks", json=doc)
+    assert code == 422
+    assert {p["path"] for p in body["error"]["details"]} == {"tls", "proxy"}
