@@ -14,7 +14,8 @@ from aiohttp import web
 
 from hookd import __version__
 from hookd._systemd import Notifier, watchdog_loop
-from hookd.api import Api, auth_middleware
+from hookd.api import Api
+from hookd.auth import auth_middleware
 from hookd.batcher import Batcher
 from hookd.clock import Clock, LoopClock
 from hookd.config import Config, ConfigError, reload_config
@@ -117,7 +118,7 @@ class App:
         app = web.Application(
             middlewares=[
                 body_deadline(timeout),
-                auth_middleware(lambda: tuple(t.get_secret_value() for t in self.config.server.tokens)),
+                auth_middleware(lambda: self.config.server.tokens),
             ],
             client_max_size=server.max_body_bytes + 1,
         )
