@@ -55,7 +55,7 @@ def repeated_tokens(tokens: tuple[Token, ...]) -> list[str]:
         value = t.token.get_secret_value()
         if value in first:
             out.append(
-                f"tokens[{i}] is the same token as tokens[{first[value]}]; give each token once, with its scopes"
+                f"entry [{i}] repeats the token of entry [{first[value]}]; give each token once, with all its scopes"
             )
         else:
             first[value] = i

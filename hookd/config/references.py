@@ -69,7 +69,8 @@ def _defer_unreadable(data: dict[str, Any]) -> list[str]:
             else:
                 where = f"file {(_base_dir.get() or Path.cwd()) / raw[5:]} cannot be read here"
             notes.append(f"{key}: {where}; it will be read when the daemon starts")
-            container[slot] = _UNREAD_KEY if ".secret[" in key else "unread"
+            # Each its own, so that two unread tokens are not taken for one token given twice.
+            container[slot] = _UNREAD_KEY if ".secret[" in key else f"unread {key}"
     return notes
 
 
@@ -80,8 +81,13 @@ def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
     slots: list[tuple[str, Any, Any]] = []
     server = data.get("server")
     tokens = server.get("tokens") if isinstance(server, dict) else None
-    if isinstance(tokens, list):
-        slots += [(f"server.tokens[{i}]", tokens, i) for i in range(len(tokens))]
+    for i, t in enumerate(tokens if isinstance(tokens, list) else []):
+        # A plain string, or a table { token = "…", scopes = [...] }.
+        if isinstance(t, dict):
+            if "token" in t:
+                slots.append((f"server.tokens[{i}].token", t, "token"))
+        else:
+            slots.append((f"server.tokens[{i}]", tokens, i))
     webhooks = data.get("webhooks")
     for i, w in enumerate(webhooks if isinstance(webhooks, list) else []):
         if not isinstance(w, dict):
