@@ -143,6 +143,21 @@ def test_trigger_rule_per_webhook() -> None:
     assert trigger_problems(hook, []) == []
 
 
+def test_shipped_catalogue_example_is_valid(tmp_path: Path) -> None:
+    """The commented [[event_types]] example of etc/hookd.toml loads once uncommented, with the shipped webhook."""
+    text = (Path(__file__).resolve().parent.parent / "etc" / "hookd.toml").read_text()
+    lines = text.splitlines()
+    start = lines.index("# [[event_types]]")
+    for i in range(start, start + 4):
+        lines[i] = lines[i].removeprefix("# ")
+    path = tmp_path / "hookd.toml"
+    path.write_text("\n".join(lines).replace('"../var/hookd.db"', f'"{tmp_path / "hookd.db"}"'))
+    cfg = Config.load(path)
+    assert [(t.name, t.document) for t in cfg.event_types] == [
+        ("ticket.created", {"type": "object", "required": ["object"]})
+    ]
+
+
 def test_strict_needs_a_catalogue(tmp_path: Path) -> None:
     """server.strict_event_types without [[event_types]] would refuse every event: a config error."""
     assert problems(write(tmp_path, [], strict_event_types=True)) == [
