@@ -83,11 +83,14 @@ class StrictTypes:
             validator = validators[name]
             if validator is None or validator.is_valid(ev):
                 continue
+            found = []
             for err in validator.iter_errors(ev):
                 message = err.message
                 if len(message) > _MESSAGE_CHARS:
                     message = message[:_MESSAGE_CHARS] + "…"
-                out.append({"index": i, "path": key_path(list(err.instance_path)), "message": message})
+                found.append({"index": i, "path": key_path(list(err.instance_path)), "message": message})
+            # By path: the validator's own order is not promised across its versions.
+            out.extend(sorted(found, key=lambda d: (d["path"], d["message"])))
         return out
 
 
