@@ -81,10 +81,15 @@ class StrictTypes:
                 out.append({"index": i, "path": "event", "message": f"{name!r} is not in the event catalogue"})
                 continue
             validator = validators[name]
-            if validator is None or validator.is_valid(ev):
+            try:
+                if validator is None or validator.is_valid(ev):
+                    continue
+                errors = list(validator.iter_errors(ev))
+            except (ValueError, TypeError) as exc:  # a value the validator cannot take: refused, not a 500
+                out.append({"index": i, "path": "", "message": f"cannot be checked against its schema: {exc}"})
                 continue
             found = []
-            for err in validator.iter_errors(ev):
+            for err in errors:
                 message = err.message
                 if len(message) > _MESSAGE_CHARS:
                     message = message[:_MESSAGE_CHARS] + "…"
