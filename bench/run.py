@@ -26,7 +26,12 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BenchError, CpuWatch, Procs, machine, session, start_server
-from scenarios import SCENARIOS, Ctx, Row, Scale
+from scenarios import SCENARIOS as DAEMON_SCENARIOS
+from scenarios import Ctx, Row, Scale
+from strict import strict_catalogue
+
+# The daemon benchmarks, then the in-process measurement of the strict catalogue.
+SCENARIOS = {**DAEMON_SCENARIOS, "strict": strict_catalogue}
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -1,16 +1,19 @@
-"""The admin API (SPEC §8): webhooks, the delivery log, resend, enable, health, metrics."""
+"""The admin API (SPEC §8): webhooks, the delivery log, resend, enable, event types, health, metrics.
+
+Who may call what is decided before a handler runs, in auth.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from hookd.auth import token_view
+from hookd.catalogue import event_types_view
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
 from hookd.egress import shown_proxy
@@ -23,60 +26,6 @@ from hookd.store import Storage
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _CURSOR = re.compile(r"[1-9][0-9]{0,17}")  # as the OpenAPI document states it
 STATES = ("pending", "delivering", "retrying", "succeeded", "failed")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def token_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """True when ``Authorization: Bearer <t>`` names one of ``tokens`` (constant time).
-
-    The scheme is case-insensitive (RFC 9110 §11.1). The header arrives decoded with
-    ``surrogateescape``, so its bytes are recovered exactly, whatever they are, and a value
-    that is not UTF-8 is simply a wrong token. Both sides are hashed first, so neither the
-    comparison's time nor its early exit on a length mismatch tells anything about a token.
-    """
-    if not header:
-        return False
-    scheme, _, credentials = header.partition(" ")
-    given = credentials.strip(" ")
-    if scheme.lower() != "bearer" or not given or " " in given:
-        return False
-    digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
-    ok = False
-    for t in tokens:
-        # Compare against every token so timing does not tell which one was close.
-        ok |= hmac.compare_digest(digest, hashlib.sha256(t.encode("utf-8", "surrogateescape")).digest())
-    return ok
-
-
-def auth_middleware(tokens: Callable[[], tuple[str, ...]]) -> Any:
-    """Bearer tokens on every /v1 route; the health check, metrics and page stay open."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        current = tokens()
-        if (
-            current
-            and request.path.startswith("/v1/")
-            and request.path != "/v1/openapi.json"
-            and not token_ok(request.headers.get("Authorization"), current)
-        ):
-            return error(401, "unauthorized", "a valid bearer token is required",
-                         headers={"WWW-Authenticate": 'Bearer realm="hookd"'})  # fmt: skip
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            # aiohttp's own 404/405 answers get the documented error body too.
-            if exc.status >= 400:
-                code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-                return error(exc.status, code, exc.reason, headers=_allow(exc))
-            raise
-
-    return middleware
-
-
-def _allow(exc: web.HTTPException) -> dict[str, str] | None:
-    allow = exc.headers.get("Allow")
-    return {"Allow": allow} if allow else None
 
 
 def _iso(ts: float | None) -> str | None:
@@ -154,6 +103,8 @@ class Api:
         app.router.add_get("/v1/deliveries/{id}", self.delivery)
         app.router.add_post("/v1/deliveries/{id}/resend", self.resend)
         app.router.add_get("/v1/openapi.json", self.openapi)
+        app.router.add_get("/v1/token", token_view)
+        app.router.add_get("/v1/event-types", self.event_types)
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI document (open, like /healthz, so tools can read it)."""
@@ -284,6 +235,12 @@ class Api:
         await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once
         self._dispatcher.submit(d)
         return json_response({"delivery_id": d.id}, status=202)
+
+    async def event_types(self, request: web.Request) -> web.Response:
+        """The catalogue and every type ingested within retention_days, with counts."""
+        config = self._config()
+        seen = await self._store.seen_event_types(self._now() - config.storage.retention_days * 86400)
+        return json_response({"event_types": event_types_view(config.event_types, seen)})
 
     async def enable(self, request: web.Request) -> web.Response:
         """Re-enable an auto-disabled webhook and deliver what it kept."""

@@ -15,8 +15,10 @@ from aiohttp import web
 
 from hookd import __version__
 from hookd._systemd import Notifier, watchdog_loop
-from hookd.api import Api, auth_middleware
+from hookd.api import Api
+from hookd.auth import auth_middleware
 from hookd.batcher import Batcher
+from hookd.catalogue import trigger_problems
 from hookd.clock import Clock, LoopClock
 from hookd.config import ApiWebhook, Config, ConfigError, reload_config
 from hookd.deliver import Dispatcher
@@ -129,7 +131,7 @@ class App:
         app = web.Application(
             middlewares=[
                 body_deadline(timeout),
-                auth_middleware(lambda: tuple(t.get_secret_value() for t in self.config.server.tokens)),
+                auth_middleware(lambda: self.config.server.tokens),
             ],
             client_max_size=server.max_body_bytes + 1,
         )
@@ -244,6 +246,14 @@ class App:
                 new = compose(new_file, self.api_webhooks.webhooks())
             except ValueError as exc:
                 raise ConfigError(path, [str(exc)]) from None
+            # A catalogue change must not strand an API webhook on a type it no longer lists.
+            stranded = [
+                f"API webhook {w.id!r}: {p.path}: {p.message}"
+                for w in self.api_webhooks.webhooks()
+                for p in trigger_problems(w, new_file.event_types)
+            ]
+            if stranded:
+                raise ConfigError(path, stranded)
         except ConfigError as exc:  # the operator's edit, refused; the daemon runs on as it was
             log.warning("reload_failed", errors=exc.problems, path=str(path))
             self.notifier.ready(self._status())
@@ -269,8 +279,12 @@ class App:
 
     def _webhook_checks(self) -> list[Check]:
         """The rules an API webhook must pass beyond its document, under the file in force."""
-        d = self.file_config.delivery
-        return [address_check(d.deny_networks, d.allow_networks)]
+        file = self.file_config
+        d = file.delivery
+        return [
+            address_check(d.deny_networks, d.allow_networks),
+            lambda w: [{"path": p.path, "message": p.message} for p in trigger_problems(w, file.event_types)],
+        ]
 
     async def _apply_api(self, api: Sequence[ApiWebhook]) -> None:
         """Put a new set of API webhooks in force, as a reload would (the caller holds the

@@ -113,7 +113,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     environment) is a warning, read for real when the daemon starts; ``--strict`` makes it
     an error.
     """
-    from hookd.config import Config, ConfigError
+    from hookd.config import SCOPES, Config, ConfigError
 
     path = config_path(args)
     unread: list[str] = []
@@ -130,6 +130,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{path}: OK")
     print(f"  listen      {s['listen']}")
     print(f"  storage     {s['storage']} ({s['durability']})")
+    print(f"  tokens      {len(s['tokens']) or 'none (loopback only: every caller may do everything)'}")
+    for i, scopes in enumerate(s["tokens"]):
+        print(f"    tokens[{i}]  {', '.join(scopes)}{' (every scope)' if len(scopes) == len(SCOPES) else ''}")
+    if s["event_types"]:
+        strict = " (strict: ingest refuses other types)" if s["strict_event_types"] else ""
+        print(f"  event types {len(s['event_types'])}{strict}")
+        for t in s["event_types"]:
+            print(f"    {t['name']:<28} {'schema' if t['schema'] else 'no schema':<9}  {t['description']}".rstrip())
     print(f"  webhooks    {len(s['webhooks'])}")
     for w in s["webhooks"]:
         state = "enabled" if w["enabled"] else "disabled"
@@ -145,6 +153,12 @@ def summary(config: Config) -> Mapping[str, Any]:
         "listen": config.server.listen,
         "storage": str(config.storage.path),
         "durability": config.storage.durability,
+        # Each token's scopes only: a token itself is never printed.
+        "tokens": [list(t.scopes) for t in config.server.tokens],
+        "strict_event_types": config.server.strict_event_types,
+        "event_types": [
+            {"name": t.name, "description": t.description, "schema": t.schema_ is not None} for t in config.event_types
+        ],
         "webhooks": [
             {
                 "id": w.id,

@@ -36,7 +36,7 @@ class Client:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Client:
-        """From ``--url``/``--token``, else the config's ``listen`` and first token."""
+        """From ``--url``/``--token``, else the config's ``listen`` and first token (whatever its scopes)."""
         token = args.token or os.environ.get("HOOKD_TOKEN")
         if args.url:
             return cls(args.url, token)
@@ -54,7 +54,7 @@ class Client:
         host = server.host if server.host not in ("0.0.0.0", "::") else "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
         if token is None and server.tokens:
-            token = server.tokens[0].get_secret_value()
+            token = server.tokens[0].token.get_secret_value()  # a plain string or a table's token
         return cls(f"http://{host}:{server.port}", token)
 
     def call(self, method: str, path: str, body: bytes | None = None) -> Any:

@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from hookd.batcher import Batcher, batch_key
+from hookd.catalogue import StrictTypes
 from hookd.clock import Clock
 from hookd.config import Config
 from hookd.deliver import Dispatcher
@@ -51,6 +52,7 @@ class Routing:
     builders: dict[str, PayloadBuilder]
     modes: dict[str, str]  # webhook id → batching mode
     lightweight: dict[str, bool]
+    strict: StrictTypes | None  # server.strict_event_types: the catalogue's compiled check
 
     @classmethod
     def build(cls, config: Config) -> Routing:
@@ -61,6 +63,7 @@ class Routing:
             builders={w.id: PayloadBuilder(w) for w in config.webhooks},
             modes={w.id: w.batching for w in config.webhooks},
             lightweight={w.id: w.lightweight_logs for w in config.webhooks},
+            strict=StrictTypes(config.event_types) if config.server.strict_event_types else None,
         )
 
 
@@ -261,6 +264,11 @@ class Ingest:
         inexact = inexact_numbers(raw)
         if inexact:
             problems = sorted([*problems, *inexact], key=lambda d: -1 if d["index"] is None else d["index"])
+        # The routing the plan will use (no await from here to it), not the one before the body.
+        strict = self._routing().strict
+        if not problems and strict is not None:
+            # Only well-formed events get here, so every one is an object with an event name.
+            problems = strict.check(data if isinstance(data, list) else [data])
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
         return occurrences, now

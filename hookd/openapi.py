@@ -203,6 +203,34 @@ class Health(_Wire):
     status: Literal["ok"]
 
 
+class TokenScopes(_Wire):
+    """GET /v1/token: what the caller's token may do."""
+
+    scopes: list[Literal["ingest", "read", "manage"]]
+
+
+class Seen(_Wire):
+    """How often a type was ingested within retention_days, and when last."""
+
+    count: int
+    last_at: str | None
+
+
+class EventType(_Wire):
+    """A catalogued or seen event type."""
+
+    name: str
+    description: str
+    schema_: dict[str, Any] | None = Field(alias="schema", description="its JSON Schema; null when it has none")
+    seen: Seen
+
+
+class EventTypeList(_Wire):
+    """GET /v1/event-types: the catalogue in config order, then the types only seen, by name."""
+
+    event_types: list[EventType]
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -213,8 +241,10 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {
-        400: "Bad request", 401: "Missing or wrong token", 404: "Not found", 409: "Conflict",
-        412: "If-Match names a stale ETag", 413: "Too large", 415: "Not JSON", 422: "Invalid events or webhook",
+        400: "Bad request", 401: "Missing or wrong token", 403: "The token lacks the scope this call needs",
+        404: "Not found", 409: "Conflict", 412: "If-Match names a stale ETag", 413: "Too large", 415: "Not JSON",
+        422: "Invalid events or webhook (with server.strict_event_types also: a type not in the catalogue, or an "
+             "event that fails its type's schema)",
         503: "Shutting down or store unavailable",
     }  # fmt: skip
     return {str(c): _json(Error, words[c]) for c in codes}
@@ -224,7 +254,8 @@ def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
-        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument,
+        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument, TokenScopes, Seen,
+        EventType, EventTypeList,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "serialization" if m is not Event else "validation") for m in models],
@@ -272,7 +303,11 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "hookd",
             "version": __version__,
-            "description": "Ingest events; inspect and resend deliveries.",
+            "description": (
+                "Ingest events; inspect and resend deliveries. Each token has scopes: POST /v1/events needs "
+                "ingest, every other GET under /v1/ read (but GET /v1/token, which any valid token may call), "
+                "every other /v1 call manage; a valid token without the scope gets 403."
+            ),
         },
         "components": {
             "schemas": schemas,
@@ -302,39 +337,41 @@ def document() -> dict[str, Any]:
                 "summary": "Ingest one event or an array of events",
                 "requestBody": events_body,
                 "responses": {"202": _json(Accepted, "Accepted (durable per storage.durability)"),
-                              **_errors(400, 401, 413, 415, 422, 503)},
+                              **_errors(400, 401, 403, 413, 415, 422, 503)},
             }},
             "/v1/webhooks": {"get": {
                 "summary": "Every webhook with its health; metadata.KEY=VALUE query parameters filter",
-                "responses": {"200": _json(WebhookList, "The webhooks"), **_errors(401)},
+                "responses": {"200": _json(WebhookList, "The webhooks"), **_errors(401, 403)},
             }, "post": {
                 "summary": "Create a webhook (kept in the store, routing at once)",
                 "requestBody": doc_body,
-                "responses": {"201": {**detail, "description": "Created"}, **_errors(400, 401, 409, 413, 415, 422)},
+                "responses": {
+                    "201": {**detail, "description": "Created"}, **_errors(400, 401, 403, 409, 413, 415, 422)
+                },
             }},
             "/v1/webhooks/{id}": {"get": {
                 "summary": "One webhook, its settings and counts",
                 "parameters": [wid],
-                "responses": {"200": detail, **_errors(401, 404)},
+                "responses": {"200": detail, **_errors(401, 403, 404)},
             }, "put": {
                 "summary": "Replace an API webhook (409 managed_by_config for the file's)",
                 "parameters": [wid, if_match],
                 "requestBody": doc_body,
-                "responses": {"200": detail, **_errors(400, 401, 404, 409, 412, 413, 415, 422)},
+                "responses": {"200": detail, **_errors(400, 401, 403, 404, 409, 412, 413, 415, 422)},
             }, "patch": {
                 "summary": "Change an API webhook with a JSON Merge Patch",
                 "parameters": [wid, if_match],
                 "requestBody": patch_body,
-                "responses": {"200": detail, **_errors(400, 401, 404, 409, 412, 413, 415, 422)},
+                "responses": {"200": detail, **_errors(400, 401, 403, 404, 409, 412, 413, 415, 422)},
             }, "delete": {
                 "summary": "Delete an API webhook; its pending work stays as on a removal by reload",
                 "parameters": [wid, if_match],
-                "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 409, 412)},
+                "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 409, 412)},
             }},
             "/v1/webhooks/{id}/test": {"post": {
                 "summary": "Send one hookd.ping delivery now, outside batching",
                 "parameters": [wid],
-                "responses": {"202": _json(Resent, "The ping's delivery"), **_errors(401, 404)},
+                "responses": {"202": _json(Resent, "The ping's delivery"), **_errors(401, 403, 404)},
             }},
             "/v1/webhooks/{id}/deliveries": {"get": {
                 "summary": "A webhook's deliveries, newest first",
@@ -344,22 +381,30 @@ def document() -> dict[str, Any]:
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                     {"name": "before", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
                 ],
-                "responses": {"200": _json(DeliveryPage, "A page"), **_errors(400, 401, 404)},
+                "responses": {"200": _json(DeliveryPage, "A page"), **_errors(400, 401, 403, 404)},
             }},
             "/v1/webhooks/{id}/enable": {"post": {
                 "summary": "Re-enable an auto-disabled webhook",
                 "parameters": [wid],
-                "responses": {"200": _json(WebhookState, "The webhook, enabled"), **_errors(401, 404, 409)},
+                "responses": {"200": _json(WebhookState, "The webhook, enabled"), **_errors(401, 403, 404, 409)},
             }},
             "/v1/deliveries/{id}": {"get": {
                 "summary": "One delivery's whole record",
                 "parameters": [did],
-                "responses": {"200": _json(Delivery, "The delivery"), **_errors(401, 404)},
+                "responses": {"200": _json(Delivery, "The delivery"), **_errors(401, 403, 404)},
+            }},
+            "/v1/token": {"get": {
+                "summary": "The scopes of the caller's own token (any valid token may ask)",
+                "responses": {"200": _json(TokenScopes, "The scopes"), **_errors(401)},
+            }},
+            "/v1/event-types": {"get": {
+                "summary": "The event catalogue and every type ingested within retention_days, with counts",
+                "responses": {"200": _json(EventTypeList, "The event types"), **_errors(401, 403)},
             }},
             "/v1/deliveries/{id}/resend": {"post": {
                 "summary": "Resend: a new delivery with the same body and webhook-id",
                 "parameters": [did],
-                "responses": {"202": _json(Resent, "The new delivery"), **_errors(401, 404, 409)},
+                "responses": {"202": _json(Resent, "The new delivery"), **_errors(401, 403, 404, 409)},
             }},
         },
     }  # fmt: skip

@@ -27,7 +27,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> MakeConfig:
-    """Write a config file with small timings; keyword tables override the defaults."""
+    """Write a config file with small timings; keyword tables override the defaults (arrays of tables replace)."""
 
     def make(webhooks: list[dict[str, Any]] | None = None, name: str = "hookd.toml", **tables: Any) -> Path:
         data: dict[str, Any] = {
@@ -38,7 +38,10 @@ def make_config(tmp_path: Path) -> MakeConfig:
             "batching": {"spool_poll_seconds": 0.05},
         }  # fmt: skip
         for key, value in tables.items():
-            data.setdefault(key, {}).update(value)
+            if isinstance(value, list):  # an array of tables, such as event_types
+                data[key] = value
+            else:
+                data.setdefault(key, {}).update(value)
         data["webhooks"] = webhooks or []
         path = tmp_path / name
         path.write_text(tomli_w.dumps(data))

@@ -203,7 +203,7 @@ def test_loopback_without_tokens_allowed(tmp_path: Path, listen: str) -> None:
 def test_tokens_allow_public_listen(tmp_path: Path) -> None:
     """A non-loopback listen is accepted once tokens are set."""
     cfg = Config.load(write(tmp_path, {**base(), "server": {"listen": "0.0.0.0:8787", "tokens": ["t0k"]}}))
-    assert [t.get_secret_value() for t in cfg.server.tokens] == ["t0k"]
+    assert [t.token.get_secret_value() for t in cfg.server.tokens] == ["t0k"]
     assert cfg.server.host == "0.0.0.0"
     assert cfg.server.port == 8787
 
@@ -318,7 +318,7 @@ def test_env_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     )
     data["server"]["tokens"] = ["env:HOOKD_T_TOKEN", "inline"]
     cfg = Config.load(write(tmp_path, data))
-    assert [t.get_secret_value() for t in cfg.server.tokens] == ["tok-from-env", "inline"]
+    assert [t.token.get_secret_value() for t in cfg.server.tokens] == ["tok-from-env", "inline"]
     w = cfg.webhooks[0]
     assert w.auth.password.get_secret_value() == "pw-from-env"  # type: ignore[union-attr]
     assert [s.get_secret_value() for s in w.secret] == [SECRET]
@@ -342,7 +342,7 @@ def test_file_references_relative_to_config_folder(tmp_path: Path, monkeypatch: 
     other.mkdir()
     monkeypatch.chdir(other)
     cfg = Config.load(path)
-    assert [t.get_secret_value() for t in cfg.server.tokens] == ["tok-from-file"]
+    assert [t.token.get_secret_value() for t in cfg.server.tokens] == ["tok-from-file"]
     assert cfg.webhooks[0].auth.value.get_secret_value() == "abs-key"  # type: ignore[union-attr]
     assert [s.get_secret_value() for s in cfg.webhooks[0].secret] == [SECRET]
 

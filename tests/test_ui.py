@@ -370,6 +370,36 @@ async def test_lightweight_logs_disable_resend(receiver: Receiver, make_config: 
     await browser.text("details[data-key='request']", "Not kept")
 
 
+async def test_read_only_token_hides_resend_and_enable(receiver: Receiver, make_config: Callable[..., Path],
+                                                       app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
+    """A token with only the read scope sees deliveries but no Resend or Enable; one with manage sees both."""
+    receiver.behave["/down"] = status(500)
+    config = make_config([webhook("down", receiver.url + "/down", auto_disable_after=1)],
+                         delivery={"retry_schedule": []},
+                         server={"tokens": [{"token": "reader", "scopes": ["read"]}, "admin"]})  # fmt: skip
+    daemon = await app_factory(config)
+    admin = {"Authorization": "Bearer admin"}
+    await daemon.send(ticket(1), headers=admin)
+    [d] = await daemon.wait_deliveries("down", 1, state="failed", headers=admin)
+
+    await browser.open(f"{daemon.url}/ui/#/deliveries/{d['id']}")
+    await browser.type("#token-input", "reader")
+    await browser.click("#token-submit")
+    await browser.text("#delivery-id", d["id"])
+    await browser.text('.attempt[data-attempt="1"]', "500")
+    assert await browser.script("return document.querySelectorAll('[data-action=\"resend\"]').length") == 0
+    await browser.script("location.hash = '#/'")
+    await browser.text('tr[data-webhook="down"] [data-enabled="false"]', "Disabled · auto")
+    assert await browser.script("return document.querySelectorAll('[data-action=\"enable\"]').length") == 0
+
+    await browser.click("#forget-token")  # the same tab, another token: the scopes are loaded again
+    await browser.type("#token-input", "admin")
+    await browser.click("#token-submit")
+    await browser.text('tr[data-webhook="down"] [data-action="enable"]', "Enable")
+    await browser.script(f"location.hash = '#/deliveries/{d['id']}'")
+    await browser.text('[data-action="resend"]', "Resend")
+
+
 async def test_token_prompt(receiver: Receiver, make_config: Callable[..., Path],
                             app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
     """With server.tokens the page asks for a token, says when it is refused, and keeps it for the tab."""

@@ -1,9 +1,12 @@
 """The configuration file: TOML, validated into one frozen pydantic model tree.
 
-``models`` holds the tables, ``load`` the root ``Config`` with reading, error lines and
-reload, ``references`` the ``env:``/``file:`` secrets; each imports only the ones before it.
+``models`` holds the tables, ``access`` the API tokens and their scopes, ``catalogue`` the
+``[[event_types]]``, ``load`` the root ``Config`` with reading, error lines and reload,
+``references`` the ``env:``/``file:`` secrets.
 """
 
+from hookd.config.access import SCOPES, Scope, Token
+from hookd.config.catalogue import EventType, JsonSchema
 from hookd.config.load import (
     Config,
     ConfigError,
@@ -39,6 +42,7 @@ from hookd.config.references import inline_secrets, resolve_secret
 __all__ = [
     "ENVELOPE_KEYS",
     "OPERATORS",
+    "SCOPES",
     "ApiWebhook",
     "Auth",
     "BasicAuth",
@@ -49,10 +53,14 @@ __all__ = [
     "ConfigError",
     "CustomField",
     "DeliveryConfig",
+    "EventType",
     "HeaderAuth",
+    "JsonSchema",
     "NoAuth",
+    "Scope",
     "ServerConfig",
     "StorageConfig",
+    "Token",
     "Trigger",
     "Webhook",
     "field_names",

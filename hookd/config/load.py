@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from hookd.config.catalogue import EventType, unique_names
 from hookd.config.egress import egress_problems
 from hookd.config.models import (
     Array,
@@ -49,6 +50,9 @@ class Config(_Model):
     delivery: DeliveryConfig = Field(default_factory=lambda: DeliveryConfig())
     batching: BatchingConfig = Field(default_factory=lambda: BatchingConfig())
     webhooks: Array[Webhook] = ()
+    event_types: Array[EventType] = ()
+
+    _unique_types = field_validator("event_types")(unique_names)
 
     @field_validator("storage", mode="after")
     @classmethod
@@ -104,7 +108,7 @@ def load_server(path: str | Path, deferred: list[str] | None = None) -> ServerCo
     secrets (readable perhaps only by the service) are neither read nor required."""
     path = Path(path)
     data = _toml(_read(path), path)
-    return _validated({"server": data.get("server", {})}, path, deferred).server
+    return _validated({"server": data.get("server", {})}, path, deferred, whole=False).server
 
 
 # Server keys read once, when the listener starts; a reload keeps their running values.
@@ -156,18 +160,37 @@ def _toml(raw: bytes, path: Path) -> dict[str, Any]:
         raise ConfigError(path, ["invalid TOML: nested too deeply"]) from None
 
 
-def _validated(data: dict[str, Any], path: Path, deferred: list[str] | None) -> Config:
+def _validated(data: dict[str, Any], path: Path, deferred: list[str] | None, whole: bool = True) -> Config:
     token = _base_dir.set(path.resolve().parent)
     try:
         if deferred is not None:
             deferred.extend(_defer_unreadable(data))
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(path, format_errors(exc)) from None
     except RecursionError:
         raise ConfigError(path, ["a value is nested too deeply"]) from None
     finally:
         _base_dir.reset(token)
+    if whole:
+        problems = across_tables(config)
+        if problems:
+            raise ConfigError(path, problems)
+    return config
+
+
+def across_tables(config: Config) -> list[str]:
+    """The rules between the catalogue and the rest of a whole file (load_server reads only [server]).
+
+    The trigger rule is not in the model: the webhooks API applies it to one webhook at a time.
+    """
+    # Imported here: hookd.catalogue uses the router, which imports this package.
+    from hookd.catalogue import config_problems
+
+    problems = [f"{p.path}: {p.message}" for p in config_problems(config.webhooks, config.event_types)]
+    if config.server.strict_event_types and not config.event_types:
+        problems.append("server.strict_event_types: true needs [[event_types]]; it would refuse every event")
+    return problems
 
 
 # pydantic's wording where it would puzzle someone editing TOML (tuple, dictionary, class names).
@@ -229,7 +252,7 @@ def field_names(root: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
             continue
         fields = [model.model_fields[part] for model in models if part in model.model_fields]
         models = [m for f in fields for m in _models_in(f.annotation)]
-    return sorted({name for m in models for name in m.model_fields})
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
 
 
 def _tags(model: type[BaseModel]) -> tuple[Any, ...]:

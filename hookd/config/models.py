@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from hookd.config.access import Token, repeated_tokens, token_entries
 from hookd.config.egress import NetworkEntry, TlsConfig, check_proxy
 from hookd.config.references import _resolved, _secret, _secrets
 from hookd.guard import DEFAULT_DENY
@@ -46,20 +47,30 @@ class ServerConfig(_Model):
     """The ingest and admin listener."""
 
     listen: str = "127.0.0.1:8787"
-    tokens: Array[Secret] = ()
+    tokens: Array[Token] = ()
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(1000, ge=1)
     shutdown_grace_seconds: Seconds = 10.0
     # A request's headers, then its body, must each arrive within this; an idle keep-alive
     # connection is closed after it. Bounds how long a client can hold a descriptor.
     client_timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
+    # Ingest refuses (422) an event whose type is not in [[event_types]] or fails its schema.
+    strict_event_types: bool = False
 
-    _resolve = field_validator("tokens", mode="before")(_secrets)
+    _entries = field_validator("tokens", mode="before")(token_entries)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         split_listen(value)
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_tokens(cls, value: tuple[Token, ...]) -> tuple[Token, ...]:
+        repeated = repeated_tokens(value)
+        if repeated:
+            raise ValueError("; ".join(repeated))
         return value
 
     @model_validator(mode="after")

@@ -77,6 +77,7 @@ def _defer_unreadable(data: dict[str, Any]) -> list[str]:
             else:
                 where = f"file {(_base_dir.get() or Path.cwd()) / raw[5:]} cannot be read here"
             notes.append(f"{key}: {where}; it will be read when the daemon starts")
+            # Each its own, so that two unread tokens are not taken for one token given twice.
             container[slot] = _placeholder(key)
     return notes
 
@@ -89,7 +90,7 @@ def _placeholder(key: str) -> str:
         return UNREAD_PEM
     if key.endswith("proxy"):
         return "direct"
-    return "unread"
+    return f"unread {key}"
 
 
 def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
@@ -99,8 +100,13 @@ def _secret_slots(data: Any) -> list[tuple[str, Any, Any]]:
     slots: list[tuple[str, Any, Any]] = []
     server = data.get("server")
     tokens = server.get("tokens") if isinstance(server, dict) else None
-    if isinstance(tokens, list):
-        slots += [(f"server.tokens[{i}]", tokens, i) for i in range(len(tokens))]
+    for i, t in enumerate(tokens if isinstance(tokens, list) else []):
+        # A plain string, or a table { token = "…", scopes = [...] }.
+        if isinstance(t, dict):
+            if "token" in t:
+                slots.append((f"server.tokens[{i}].token", t, "token"))
+        else:
+            slots.append((f"server.tokens[{i}]", tokens, i))
     delivery = data.get("delivery")
     if isinstance(delivery, dict):
         slots += _egress_slots("delivery", delivery)

@@ -167,8 +167,9 @@ class Storage(Protocol):
         items: Sequence[tuple[int, Item]],
     ) -> set[int]:
         """Commit one request's work (deliveries with their lightweight flag, batched items,
-        each with the index of its occurrence); return the indexes of duplicate occurrences,
-        whose work is dropped. Raises StorageLost, or the storage's error, at once."""
+        each with the index of its occurrence) and count its event types, in one
+        transaction; return the indexes of duplicate occurrences, whose work is dropped
+        (and which are not counted). Raises StorageLost, or the storage's error, at once."""
         ...
 
     def add_delivery(
@@ -187,8 +188,9 @@ class Storage(Protocol):
         ...
 
     def prune(self, cutoff: float, configured: set[str], limit: int = 5000) -> asyncio.Future[int]:
-        """Delete ended deliveries (and those of webhooks not ``configured``) and occurrences
-        older than ``cutoff``, at most ``limit`` deliveries; return how many went."""
+        """Delete ended deliveries (and those of webhooks not ``configured``), occurrences and
+        event-type counts older than ``cutoff``, at most ``limit`` deliveries; return how
+        many deliveries went."""
         ...
 
     async def put_webhook(self, w: StoredWebhook) -> None:
@@ -225,4 +227,10 @@ class Storage(Protocol):
 
     async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
         """For each (webhook, key, limit), that batch's oldest items not yet taken."""
+        ...
+
+    async def seen_event_types(self, since: float) -> dict[str, tuple[int, float]]:
+        """Each event type ingested (duplicates not counted again) since ``since``: (count,
+        last ingest time). Counts may be kept by the hour: they may then include events of
+        the hour ``since`` falls in. Pruning drops what is older than its cutoff."""
         ...

@@ -95,6 +95,18 @@ CREATE TABLE IF NOT EXISTS api_webhooks (
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
 
+-- How often each event type was ingested, per hour (GET /v1/event-types): a request adds
+-- one row per distinct type, and pruning drops hours wholly older than retention_days.
+-- A table new files and old ones both get from CREATE IF NOT EXISTS: an older hookd
+-- opening the file only ignores it, so the schema version stays as it is.
+CREATE TABLE IF NOT EXISTS event_types_seen (
+    name TEXT NOT NULL,
+    hour REAL NOT NULL,  -- unix seconds at the start of the hour
+    count INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (name, hour)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS webhook_state (
     webhook_id TEXT PRIMARY KEY,
     disabled INTEGER NOT NULL DEFAULT 0,
@@ -216,6 +228,16 @@ DELETE_CONSUMED = TAKEN.sql("DELETE FROM chunks WHERE seq IN (SELECT {seq} FROM 
 OCCURRENCE_ID = Layout(("id",), texts=("id",))
 INSERT_OCCURRENCES = OCCURRENCE_ID.insert("occurrences", received_at="?3")
 SEEN_OCCURRENCES = OCCURRENCE_ID.sql("SELECT id FROM occurrences WHERE id IN (SELECT {id} FROM json_each(?1))")
+
+
+# A request's event types and how many of its events had each: one row per distinct type.
+SEEN_TYPE = Layout(("name", "count"))
+ADD_SEEN_TYPES = SEEN_TYPE.sql(
+    "INSERT INTO event_types_seen (name, hour, count, last_at) SELECT {name}, ?3, {count}, ?4"
+    " FROM json_each(?1) WHERE true"  # the WHERE lets SQLite parse the upsert after a SELECT
+    " ON CONFLICT (name, hour) DO UPDATE SET count = count + excluded.count, last_at = max(last_at, excluded.last_at)"
+)
+SEEN_HOUR = 3600.0
 
 
 def new_delivery(d: Delivery, lightweight: bool) -> NewDelivery:

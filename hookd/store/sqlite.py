@@ -266,3 +266,7 @@ class Store:
     async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
         """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
         return await self.run(lambda c: ops.batch_items_many(c, batches))
+
+    async def seen_event_types(self, since: float) -> dict[str, tuple[int, float]]:
+        """Each event type ingested since ``since``: (count, last ingest time), by the hour."""
+        return await self.run(lambda c: ops.seen_event_types(c, since))

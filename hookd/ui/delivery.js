@@ -6,6 +6,7 @@ import { h, link, mono } from "./dom.js";
 import { ERROR_KINDS, STATE_META, fmtDuration, isOk, statusLabel } from "./format.js";
 import { setCrumbs, toast } from "./page.js";
 import { deliveryHref, enc, go, webhookHref } from "./routes.js";
+import { can } from "./scopes.js";
 import { bodyBlock, headersTable, section, stateBadge, statusCell, when } from "./widgets.js";
 
 export const fetchData = (route, signal) => api(`/v1/deliveries/${enc(route.id)}`, { signal });
@@ -120,8 +121,9 @@ export function render(d) {
         h("div", { class: "head-badges" }, stateBadge(d.state, "badge-big"),
           d.manual ? h("span", { class: "tag" }, "manual resend") : null,
           light ? h("span", { class: "tag" }, "lightweight logs") : null)),
-      h("div", { class: "head-side resend-box" }, resendButton(d, resendReason),
-        light ? h("p", { class: "resend-reason", id: "resend-reason" }, resendReason) : null)),
+      // A token without the manage scope cannot resend: no button to be refused.
+      can("manage") ? h("div", { class: "head-side resend-box" }, resendButton(d, resendReason),
+        light ? h("p", { class: "resend-reason", id: "resend-reason" }, resendReason) : null) : null),
     h("div", { class: "card facts" }, h("dl", {}, facts.map(([k, v]) => h("div", { class: "fact" }, h("dt", {}, k), h("dd", {}, v))))),
     h("div", { class: "detail-grid" },
       h("div", { class: "detail-side" },

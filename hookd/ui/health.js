@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { h } from "./dom.js";
 import { toast } from "./page.js";
 import { enc } from "./routes.js";
+import { can } from "./scopes.js";
 import { ago, statusCell } from "./widgets.js";
 
 export function enabledBadge(w) {
@@ -25,7 +26,7 @@ export function disabledNote(w) {
 
 /** The Enable button of an auto-disabled webhook (null otherwise); ``after`` runs once the call is answered. */
 export function enableButton(w, after) {
-  if (w.enabled || w.disabled_reason !== "auto") return null;
+  if (w.enabled || w.disabled_reason !== "auto" || !can("manage")) return null;
   return h("button", {
     type: "button", class: "btn btn-primary btn-small", "data-action": "enable",
     onclick: async (ev) => {

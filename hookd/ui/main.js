@@ -6,6 +6,7 @@ import { $, h, link } from "./dom.js";
 import * as delivery from "./delivery.js";
 import { isPaused, setCrumbs, setLive, showBanner } from "./page.js";
 import { go, parseRoute } from "./routes.js";
+import { loadScopes, scopesKey } from "./scopes.js";
 import { initToken } from "./token.js";
 import * as webhook from "./webhook.js";
 import * as webhooks from "./webhooks.js";
@@ -78,11 +79,12 @@ async function load(navigated, force) {
     ? setTimeout(() => { if (!signal.aborted) view.replaceChildren(h("p", { class: "placeholder" }, "Loading…")); }, 200)
     : null;
   try {
+    await loadScopes(signal); // a fetch only the first time and after the token changed
     const data = await v.fetchData(route, signal);
     if (signal.aborted) return;
     setLive({ offline: false, lastOk: Date.now() });
     showBanner(null);
-    const json = JSON.stringify(data);
+    const json = JSON.stringify([data, scopesKey()]);
     if (json === lastJson || (!navigated && selectionInView())) return;
     lastJson = json;
     swapIn(v.render(data, route, { refresh: () => load(false, true) }), navigated);
