@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
+from hookd.messages import message_text
 from hookd.metrics import Metrics
 from hookd.models import IdFactory, format_timestamp, new_delivery
 from hookd.redact import redact_url
@@ -199,6 +200,7 @@ class Api:
             "last_status": info["status_code"] if info else None,
             "last_error": info["error"] if info else None,
             "last_at": _iso(info["at"]) if info else None,
+            "type": w.type,
         }
 
     async def webhooks(self, request: web.Request) -> web.Response:
@@ -252,7 +254,13 @@ class Api:
         rec = await self._log.delivery(request.match_info["id"])
         if rec is None:
             return error(404, "not_found", f"no delivery {request.match_info['id']!r}")
-        return json_response(present(rec, self._dispatcher.delivering(rec["id"])))
+        # A pre-configured type's message as its service shows it (SPEC §12), read from the body.
+        w = self._config().webhook(rec["webhook_id"])
+        kind = w.type if w is not None else None
+        text = message_text(kind, rec["body"]) if kind is not None else None
+        return json_response(
+            {**present(rec, self._dispatcher.delivering(rec["id"])), "webhook_type": kind, "text": text}
+        )
 
     async def resend(self, request: web.Request) -> web.Response:
         """A new delivery of the same body and ``webhook-id``."""
