@@ -16,7 +16,6 @@ from hookd.deliver import Dispatcher
 from hookd.messages import message_text
 from hookd.metrics import Metrics
 from hookd.models import IdFactory, format_timestamp, new_delivery
-from hookd.redact import redact_url
 from hookd.responses import error, json_response
 from hookd.store import Storage
 
@@ -107,7 +106,7 @@ def present(rec: dict[str, Any], delivering: bool) -> dict[str, Any]:
 def webhook_config(w: Webhook) -> dict[str, Any]:
     """A webhook's settings with every secret shown as ``***``."""
     data = w.model_dump(mode="json")
-    data["url"] = redact_url(w.url)
+    data["url"] = w.shown_url
     data["secret"] = ["***" for _ in w.secret]
     # Extra headers may carry credentials under any name: shown masked, names only.
     data["headers"] = dict.fromkeys(w.headers, "***")
@@ -192,7 +191,7 @@ class Api:
         return {
             "id": w.id,
             "name": w.name,
-            "url": redact_url(w.url),
+            "url": w.shown_url,
             "enabled": reason is None,
             "disabled_reason": reason,
             "consecutive_failures": health.failures,

@@ -132,8 +132,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def summary(config: Config) -> Mapping[str, Any]:
     """What ``hookd check`` prints about a valid file."""
-    from hookd.redact import redact_url
-
     return {
         "listen": config.server.listen,
         "storage": str(config.storage.path),
@@ -141,7 +139,7 @@ def summary(config: Config) -> Mapping[str, Any]:
         "webhooks": [
             {
                 "id": w.id,
-                "url": redact_url(w.url),
+                "url": w.shown_url,
                 "enabled": w.enabled,
                 "events": [t.on for t in w.events],
                 "batching": w.batching,

@@ -247,7 +247,7 @@ class Dispatcher:
         self._metrics.delivery(lane.webhook_id, state)
         tell = not op_events.quiet(d.events)  # a delivery of hookd's own events never causes another one
         if state == "failed" and tell:
-            obj = op_events.delivery_failed(d, lane.name, lane.shape.url, resp.status, resp.error)
+            obj = op_events.delivery_failed(d, lane.name, lane.shape.shown_url, resp.status, resp.error)
             self._notify(op_events.DELIVERY_FAILED, obj)
         if current is None:
             return
@@ -264,7 +264,7 @@ class Dispatcher:
                 lane.auto_disabled = True
                 log.warning("webhook_auto_disabled", webhook=lane.webhook_id, failures=lane.failures)
                 if tell:
-                    obj = op_events.webhook_disabled(lane.webhook_id, lane.name, lane.failures, lane.shape.url)
+                    obj = op_events.webhook_disabled(lane.webhook_id, lane.name, lane.failures, lane.shape.shown_url)
                     self._notify(op_events.WEBHOOK_DISABLED, obj)
             self._store.set_webhook_state(lane.webhook_id, lane.auto_disabled, lane.failures, now)
 
@@ -365,7 +365,7 @@ class Dispatcher:
             self._store.set_webhook_state(webhook_id, False, 0, self._clock.now())
             log.info("webhook_enabled", webhook=webhook_id)
             if was_disabled:
-                obj = op_events.webhook_enabled(webhook_id, lane.name, lane.shape.url)
+                obj = op_events.webhook_enabled(webhook_id, lane.name, lane.shape.shown_url)
                 self._notify(op_events.WEBHOOK_ENABLED, obj)
         self._pump(lane)
         return True

@@ -11,7 +11,6 @@ from typing import Any
 
 from hookd.models import Delivery
 from hookd.patterns import OPERATOR_PREFIX, pattern_matches
-from hookd.redact import redact_url
 
 DELIVERY_FAILED = "hookd.delivery.failed"
 WEBHOOK_DISABLED = "hookd.webhook.disabled"
@@ -46,7 +45,8 @@ def names_matched(pattern: str) -> list[str]:
 def delivery_failed(
     d: Delivery, webhook_name: str, url: str, status_code: int | None, error: str | None
 ) -> dict[str, Any]:
-    """The object of ``hookd.delivery.failed``: a delivery that failed for good."""
+    """The object of ``hookd.delivery.failed``: a delivery that failed for good (``url`` as
+    shown: without credentials, see ``Webhook.shown_url``)."""
     return {
         "id": d.id,
         "webhook_id": d.webhook_id,
@@ -56,15 +56,15 @@ def delivery_failed(
         "status_code": status_code,
         "error": error,
         "events": list(d.events),
-        "url": redact_url(url),
+        "url": url,
     }
 
 
 def webhook_disabled(webhook_id: str, name: str, failures: int, url: str) -> dict[str, Any]:
     """The object of ``hookd.webhook.disabled``: a webhook auto-disabled after ``failures``."""
-    return {"id": webhook_id, "name": name, "failures": failures, "url": redact_url(url)}
+    return {"id": webhook_id, "name": name, "failures": failures, "url": url}
 
 
 def webhook_enabled(webhook_id: str, name: str, url: str) -> dict[str, Any]:
     """The object of ``hookd.webhook.enabled``: an auto-disabled webhook enabled again."""
-    return {"id": webhook_id, "name": name, "url": redact_url(url)}
+    return {"id": webhook_id, "name": name, "url": url}

@@ -114,6 +114,7 @@ class RequestShape:
     def __init__(self, webhook: Webhook) -> None:
         self.method = webhook.method
         self.url = webhook.url
+        self.shown_url = webhook.shown_url  # as the log and operator events show it
         self.keys = [secret_key(s.get_secret_value()) for s in webhook.secret]
         headers = {"User-Agent": USER_AGENT}
         if webhook.method != "GET":

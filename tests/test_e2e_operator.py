@@ -47,7 +47,7 @@ async def test_delivery_failed_on_a_non_retryable_answer(
     receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
     """A 400 fails a delivery for good at once: hookd.delivery.failed, with its fields and the URL without
-    credentials, goes to a hookd.* trigger and to a Slack channel, is logged and listed, and a * trigger never sees it."""
+    credentials, goes to a hookd.* trigger and a Slack channel, is logged and listed; a * trigger never sees it."""
     receiver.behave["/billing"] = status(400, b"no such customer")
     config = make_config(
         [
@@ -243,7 +243,7 @@ async def test_the_application_may_not_send_hookd_events(
 async def test_an_operator_event_taken_up_after_a_restart_still_causes_none(
     receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
 ) -> None:
-    """A delivery of an operator event read back from the store at start-up and failing then causes no operator event."""
+    """A delivery of an operator event read back from the store at start-up, failing then, causes no operator event."""
     receiver.behave["/app"] = status(400)
     receiver.behave["/ops"] = hang(receiver)
     path = make_config(

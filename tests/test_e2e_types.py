@@ -15,7 +15,8 @@ import tomli_w
 from standardwebhooks.webhooks import Webhook
 
 from hookd.config import ConfigError
-from tests.support import SECRET, AppFactory, MakeConfig, Receiver, webhook
+from hookd.redact import redact_url
+from tests.support import SECRET, AppFactory, MakeConfig, Receiver, status, webhook
 
 HOOKD = str(Path(sys.executable).with_name("hookd"))
 # Literal braces, a single-select, a missing value, values that need escaping in Slack,
@@ -168,14 +169,16 @@ def test_check_reports_type_errors_and_accepts_valid_types(tmp_path: Path) -> No
     out = subprocess.run([HOOKD, "check", "-c", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 1, out
     lines = out.stderr.splitlines()
-    assert f"{bad}: webhooks[0].template: webhook 's': template: unbalanced '}}' at character 17 (write '}}}}' for a literal brace)" in lines  # noqa: E501
+    why = "unbalanced '}' at character 17 (write '}}' for a literal brace)"
+    assert f"{bad}: webhooks[0].template: webhook 's': template: {why}" in lines, lines
     assert any(line.startswith(f"{bad}: webhooks[1].payload: webhook 'm': type 'teams'") for line in lines), lines
     assert any(line.startswith(f"{bad}: webhooks[1].fields: webhook 'm': type 'teams'") for line in lines), lines
 
     hooks[0]["template"] = "{{literal}} {object.summary}"
     del hooks[1]["payload"], hooks[1]["fields"]
     hooks.append({"id": "d", "url": "https://discord.com/api/webhooks/1/x", "type": "discord", "method": "POST",
-                  "payload": "object", "secret": SECRET, "events": [{"id": "t", "on": "hookd.delivery.failed"}]})  # fmt: skip
+                  "payload": "object", "secret": SECRET,
+                  "events": [{"id": "t", "on": "hookd.delivery.failed"}]})  # fmt: skip
     good = tmp_path / "good.toml"
     good.write_text(tomli_w.dumps({"server": {"listen": "127.0.0.1:0"}, "webhooks": hooks}))
     out = subprocess.run([HOOKD, "check", "-c", str(good)], capture_output=True, text=True, timeout=60, check=False)
@@ -201,3 +204,40 @@ async def test_a_type_change_leaves_the_page_no_wrong_message(
     await d.send(ticket(2, "after"))
     await receiver.wait_for(2)
     assert receiver.requests[1].json()["content"] == "ticket.status_changed: after (4242)"
+
+
+def test_token_in_path_is_masked() -> None:
+    """For Slack and Discord the URL's last path segment is the credential: shown as ***, the rest kept."""
+    assert redact_url("https://hooks.slack.com/services/T01/B02/s3cr3t", token_in_path=True) == (
+        "https://hooks.slack.com/services/T01/B02/***"
+    )
+    assert redact_url("https://discord.com/api/webhooks/123/t0k3n/?wait=true", token_in_path=True) == (
+        "https://discord.com/api/webhooks/123/***?wait=true"
+    )
+    assert redact_url("https://example.com/", token_in_path=True) == "https://example.com/"
+    assert redact_url("https://u:p@example.com/a/b") == "https://example.com/a/b"
+
+
+async def test_slack_and_discord_urls_never_show_their_token(
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
+) -> None:
+    """The token ending a Slack or Discord URL shows nowhere: API views, the delivery log, operator events, logs."""
+    receiver.behave["/services/T01/B02/s3cr3t"] = status(404, b"no_service")
+    config = make_config(
+        [
+            webhook("slack", receiver.url + "/services/T01/B02/s3cr3t", on="ticket.*", type="slack"),
+            webhook("ops", receiver.url + "/ops", on="hookd.delivery.failed"),
+        ]
+    )
+    d = await app_factory(config)
+    await d.send(ticket(1, "x"))
+    [op] = await receiver.wait_for(1, "/ops")
+    shown = receiver.url + "/services/T01/B02/***"
+    assert op.json()["object"]["url"] == shown
+    [failed] = await d.wait_deliveries("slack", 1, state="failed")
+    _, record = await d.request("GET", f"/v1/deliveries/{failed['id']}")
+    _, one = await d.request("GET", "/v1/webhooks/slack")
+    _, every = await d.request("GET", "/v1/webhooks")
+    assert record["request"]["url"] == one["url"] == one["config"]["url"] == every["webhooks"][0]["url"] == shown
+    await d.wait_deliveries("ops", 1, state="succeeded")
+    assert "s3cr3t" not in " ".join(d.raw)

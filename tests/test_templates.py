@@ -46,7 +46,13 @@ def hook(kind: str, template: str | None = None) -> Webhook:
     """A webhook of type ``kind`` (its template, when given)."""
     extra = {} if template is None else {"template": template}
     return Webhook.model_validate(
-        {"id": "alerts", "url": "https://hooks.example.com/x", "type": kind, "events": [{"id": "t", "on": "*"}], **extra}
+        {
+            "id": "alerts",
+            "url": "https://hooks.example.com/x",
+            "type": kind,
+            "events": [{"id": "t", "on": "*"}],
+            **extra,
+        }
     )
 
 
@@ -215,8 +221,10 @@ SCALARS = (
 )  # past 64 bits and NaN too: ingest refuses them, rendering must not care
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(TEXT | st.sampled_from(["id", "display", "summary", "status"]), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(TEXT | st.sampled_from(["id", "display", "summary", "status"]), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 KEYS = st.sampled_from(["summary", "status", "tags", "id", "display", "0", "1", ""]) | TEXT.filter(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 from hookd.config.references import _resolved, _secret, _secrets, resolve_secret
 from hookd.operator_events import NAMES as OPERATOR_EVENTS
 from hookd.operator_events import is_operator_event, names_matched
-from hookd.redact import shown_url
+from hookd.redact import redact_url, shown_url
 from hookd.signing import secret_key
 from hookd.templates import TemplateError, parse
 
@@ -239,6 +239,12 @@ class Webhook(_Model):
     metadata: dict[Annotated[str, Field(min_length=1, max_length=256)], Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict, max_length=16
     )
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as hookd shows and logs it: credentials masked, and for Slack and Discord
+        the token that ends the path (their URL is the credential)."""
+        return redact_url(self.url, token_in_path=self.type in ("slack", "discord"))
 
     @field_validator("id")
     @classmethod
