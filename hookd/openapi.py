@@ -201,6 +201,7 @@ class Delivery(_Wire):
 class OperatorDeliveryFailed(_Wire):
     """The ``object`` of ``hookd.delivery.failed``: a delivery failed for good."""
 
+    summary: str = Field(description="one sentence for a message, e.g. 'Delivery dlv_7_… to billing failed …'")
     id: str = Field(description="the delivery id")
     webhook_id: str
     webhook_name: str
@@ -215,6 +216,7 @@ class OperatorDeliveryFailed(_Wire):
 class OperatorWebhookDisabled(_Wire):
     """The ``object`` of ``hookd.webhook.disabled``: a webhook auto-disabled after ``failures``."""
 
+    summary: str
     id: str = Field(description="the webhook id")
     name: str
     failures: int
@@ -224,6 +226,7 @@ class OperatorWebhookDisabled(_Wire):
 class OperatorWebhookEnabled(_Wire):
     """The ``object`` of ``hookd.webhook.enabled``: an auto-disabled webhook enabled again."""
 
+    summary: str
     id: str = Field(description="the webhook id")
     name: str
     url: str

@@ -2,6 +2,10 @@
 
 Their names, the ``object`` each carries, and the rule that keeps them from looping. The
 dispatcher decides when one happens; ``internal_ingest`` routes it like any other event.
+
+Each object carries, besides the SPEC's keys, a ``summary`` sentence: the default template
+(``{event}: {object.summary} ({object_id})``) then makes a readable message, so a Slack
+channel for failures needs no template of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ def delivery_failed(
 ) -> dict[str, Any]:
     """The object of ``hookd.delivery.failed``: a delivery that failed for good (``url`` as
     shown: without credentials, see ``Webhook.shown_url``)."""
+    what = f"HTTP {status_code}" if status_code is not None else (error or "no answer")
+    tries = f"{d.attempts} attempt" + ("" if d.attempts == 1 else "s")
     return {
+        "summary": f"Delivery {d.id} to {_label(d.webhook_id, webhook_name)} failed after {tries}: {what}",
         "id": d.id,
         "webhook_id": d.webhook_id,
         "webhook_name": webhook_name,
@@ -62,9 +69,24 @@ def delivery_failed(
 
 def webhook_disabled(webhook_id: str, name: str, failures: int, url: str) -> dict[str, Any]:
     """The object of ``hookd.webhook.disabled``: a webhook auto-disabled after ``failures``."""
-    return {"id": webhook_id, "name": name, "failures": failures, "url": url}
+    return {
+        "summary": f"Webhook {_label(webhook_id, name)} was disabled after {failures} failed deliveries in a row",
+        "id": webhook_id,
+        "name": name,
+        "failures": failures,
+        "url": url,
+    }
 
 
 def webhook_enabled(webhook_id: str, name: str, url: str) -> dict[str, Any]:
     """The object of ``hookd.webhook.enabled``: an auto-disabled webhook enabled again."""
-    return {"id": webhook_id, "name": name, "url": url}
+    return {
+        "summary": f"Webhook {_label(webhook_id, name)} was enabled again",
+        "id": webhook_id,
+        "name": name,
+        "url": url,
+    }
+
+
+def _label(webhook_id: str, name: str) -> str:
+    return f"{name} ({webhook_id})" if name and name != webhook_id else webhook_id

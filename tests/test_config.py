@@ -258,6 +258,18 @@ def test_shipped_config_signs_with_the_readme_secret(tmp_path: Path, monkeypatch
     assert [s.get_secret_value() for s in cfg.webhooks[0].secret] == [SECRET]
 
 
+def test_shipped_config_slack_alerts_example(tmp_path: Path) -> None:
+    """The failures-to-Slack example, uncommented, is a Slack webhook on hookd.* in three lines plus a trigger."""
+    text = SHIPPED.read_text()
+    example = text[text.index('# [[webhooks]]\n# id = "alerts"') :]
+    lines = [ln.removeprefix("# ").removeprefix("#") for ln in example.splitlines()]
+    assert len([ln for ln in lines[1:] if "=" in ln and not ln.startswith(" ")]) == 3
+    cfg = Config.load(write(tmp_path, text.replace(example, "\n".join(lines))))
+    alerts = cfg.webhook("alerts")
+    assert alerts is not None
+    assert (alerts.type, alerts.template, [t.on for t in alerts.events]) == ("slack", None, ["hookd.*"])
+
+
 def test_valid_full_config(tmp_path: Path) -> None:
     """Every documented key is accepted and read back."""
     data = base()

@@ -58,6 +58,7 @@ async def test_delivery_failed_on_a_non_retryable_answer(
                     template="{object.webhook_name} failed with {object.status_code} after {object.attempts}: "
                              "{object.url}"),
             webhook("everything", receiver.url + "/all", on="*"),
+            webhook("alerts", receiver.url + "/alerts", on="hookd.*", type="slack"),  # the README's three lines
         ]
     )  # fmt: skip
     d = await app_factory(config)
@@ -69,6 +70,7 @@ async def test_delivery_failed_on_a_non_retryable_answer(
     assert body["event"] == "hookd.delivery.failed"
     assert body["webhook_id"] == "ops"
     assert body["object"] == {
+        "summary": f"Delivery {failed['id']} to Billing export (billing) failed after 1 attempt: HTTP 400",
         "id": failed["id"], "webhook_id": "billing", "webhook_name": "Billing export",
         "message_id": failed["message_id"], "attempts": 1, "status_code": 400, "error": None,
         "events": ["ticket.created"], "url": url,
@@ -79,8 +81,15 @@ async def test_delivery_failed_on_a_non_retryable_answer(
     [chat] = await receiver.wait_for(1, "/chat")
     assert chat.json() == {"text": f"Billing export failed with 400 after 1: {url}"}
 
+    [alert] = await receiver.wait_for(1, "/alerts")
+    assert alert.json() == {
+        "text": f"hookd.delivery.failed: Delivery {failed['id']} to Billing export (billing) failed after 1 attempt: "
+        f"HTTP 400 ({failed['id']})"
+    }
+
     [line] = await events_logged(d, 1)
-    assert (line["event_id"], line["items"], line["webhooks"]) == (body["event_id"], 2, {"ops": 1, "chat": 1})
+    assert (line["event_id"], line["items"]) == (body["event_id"], 3)
+    assert line["webhooks"] == {"ops": 1, "chat": 1, "alerts": 1}
     assert "pa55" not in " ".join(d.raw)
     # Durable and listed like any delivery, under the webhook that carried it.
     [ops] = await d.wait_deliveries("ops", 1, state="succeeded")
@@ -118,6 +127,8 @@ async def test_delivery_failed_when_retries_run_out(
     assert {k: by_webhook["gone"][k] for k in ("attempts", "status_code", "error", "webhook_name")} == {
         "attempts": 2, "status_code": None, "error": "connect", "webhook_name": "Gone",
     }  # fmt: skip
+    assert by_webhook["down"]["summary"].endswith(" to down failed after 2 attempts: HTTP 503")
+    assert by_webhook["gone"]["summary"].endswith(" to Gone (gone) failed after 2 attempts: connect")
 
 
 async def test_auto_disable_and_enable_through_the_api(
@@ -140,7 +151,10 @@ async def test_auto_disable_and_enable_through_the_api(
     [body] = await operator_bodies(receiver, 1)
     url = f"http://127.0.0.1:{receiver.port}/flaky"
     assert body["event"] == "hookd.webhook.disabled"
-    assert body["object"] == {"id": "flaky", "name": "Flaky", "failures": 2, "url": url}
+    assert body["object"] == {
+        "summary": "Webhook Flaky (flaky) was disabled after 2 failed deliveries in a row",
+        "id": "flaky", "name": "Flaky", "failures": 2, "url": url,
+    }  # fmt: skip
     assert body["object_id"] == "flaky"
 
     code, _ = await d.request("POST", "/v1/webhooks/fine/enable")  # never disabled: nothing to tell
@@ -150,7 +164,9 @@ async def test_auto_disable_and_enable_through_the_api(
     assert (code, state["enabled"]) == (200, True)
     bodies = await operator_bodies(receiver, 2)
     assert bodies[1]["event"] == "hookd.webhook.enabled"
-    assert bodies[1]["object"] == {"id": "flaky", "name": "Flaky", "url": url}
+    assert bodies[1]["object"] == {
+        "summary": "Webhook Flaky (flaky) was enabled again", "id": "flaky", "name": "Flaky", "url": url,
+    }  # fmt: skip
     # A third item after the enable, delivered, marks the end: nothing else reached /ops.
     await d.send(ticket(3))
     await d.wait_deliveries("flaky", 1, state="succeeded")
