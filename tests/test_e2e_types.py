@@ -4,9 +4,11 @@ from an App serving in the test's loop to real local receivers; their config err
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ import tomli_w
 from standardwebhooks.webhooks import Webhook
 
 from hookd.config import ConfigError
+from hookd.config import Webhook as ConfigWebhook
+from hookd.models import Occurrence
+from hookd.payloads import body_builder
 from hookd.redact import redact_url
 from tests.support import SECRET, AppFactory, MakeConfig, Receiver, status, webhook
 
@@ -241,3 +246,20 @@ async def test_slack_and_discord_urls_never_show_their_token(
     assert record["request"]["url"] == one["url"] == one["config"]["url"] == every["webhooks"][0]["url"] == shown
     await d.wait_deliveries("ops", 1, state="succeeded")
     assert "s3cr3t" not in " ".join(d.raw)
+
+
+def test_the_readmes_slack_example_sends_the_body_it_shows() -> None:
+    """The README's Slack webhook example loads, and renders the very body the README quotes for it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index('[[webhooks]]\nid = "desk-chat"') :]
+    block = block[: block.index("```")]
+    config = tomllib.loads(block)["webhooks"][0]
+    body = body_builder(ConfigWebhook.model_validate(config)).body(
+        Occurrence("e1", "ticket.status_changed", "2026-11-29T07:00:00.000Z",
+                   {"id": 4242, "summary": "Printer <on> fire & smoke", "status": {"id": 9, "display": "Closed"}},
+                   None, {"client": {"id": 1, "name": "Acme"}}, False),
+        "i", "closed",
+    )  # fmt: skip
+    quoted = re.search(r"the body is\n`(\{\"text\".*?\})`", readme)
+    assert quoted is not None
+    assert json.loads(body) == json.loads(quoted.group(1))
