@@ -245,8 +245,9 @@ class Dispatcher:
                 self._schedule_retry(current, d, next_at)
             return
         self._metrics.delivery(lane.webhook_id, state)
-        tell = not op_events.quiet(d.events)  # a delivery of hookd's own events never causes another one
-        if state == "failed" and tell:
+        # Only a failure is told of, and never one of a delivery of hookd's own events (no loops).
+        tell = state == "failed" and not op_events.quiet(d.events)
+        if tell:
             obj = op_events.delivery_failed(d, lane.name, lane.shape.shown_url, resp.status, resp.error)
             self._notify(op_events.DELIVERY_FAILED, obj)
         if current is None:

@@ -283,3 +283,28 @@ async def test_an_operator_event_taken_up_after_a_restart_still_causes_none(
     await receiver.wait_for(2, "/audit")
     assert [x["object"]["webhook_id"] for x in lines] == ["app"]
     assert [r.json()["object"]["webhook_id"] for r in receiver.at("/audit")] == ["app", "app"]
+
+
+async def test_operator_events_batch_like_any_other(
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
+) -> None:
+    """A batching standard webhook on hookd.delivery.failed gets the failures of one burst in one batch."""
+    receiver.behave["/app"] = status(400)
+    config = make_config(
+        [
+            webhook("app", receiver.url + "/app", on="ticket.*"),
+            webhook("digest", receiver.url + "/digest", on="hookd.delivery.failed", batching="any_event",
+                    batch_wait_seconds=30, max_items_per_batch=3),  # leaves with its third item
+        ],
+        delivery={"retry_schedule": []},
+    )  # fmt: skip
+    d = await app_factory(config)
+    await d.send([ticket(1), ticket(2), ticket(3)])
+    [batch] = await receiver.wait_for(1, "/digest")
+    got = batch.json()
+    assert isinstance(got, list)
+    assert len(got) == 3
+    assert {b["event"] for b in got} == {"hookd.delivery.failed"}
+    assert len({b["object"]["id"] for b in got}) == 3
+    [dlv] = await d.wait_deliveries("digest", 1, state="succeeded")
+    assert dlv["items"] == 3
