@@ -17,9 +17,9 @@ from hookd.catalogue import event_types_view
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
 from hookd.egress import shown_proxy
+from hookd.messages import message_text
 from hookd.metrics import Metrics
 from hookd.models import IdFactory, format_timestamp, new_delivery
-from hookd.redact import redact_url
 from hookd.responses import error, json_response
 from hookd.store import Storage
 
@@ -56,7 +56,7 @@ def present(rec: dict[str, Any], delivering: bool) -> dict[str, Any]:
 def webhook_config(w: Webhook) -> dict[str, Any]:
     """A webhook's settings with every secret shown as ``***``."""
     data = w.model_dump(mode="json")
-    data["url"] = redact_url(w.url)
+    data["url"] = w.shown_url
     data["secret"] = ["***" for _ in w.secret]
     # Extra headers may carry credentials under any name: shown masked, names only.
     data["headers"] = dict.fromkeys(w.headers, "***")
@@ -149,7 +149,7 @@ class Api:
             "name": w.name,
             "source": w.source,
             "metadata": w.metadata,
-            "url": redact_url(w.url),
+            "url": w.shown_url,
             "enabled": reason is None,
             "disabled_reason": reason,
             "consecutive_failures": health.failures,
@@ -157,6 +157,7 @@ class Api:
             "last_status": info["status_code"] if info else None,
             "last_error": info["error"] if info else None,
             "last_at": _iso(info["at"]) if info else None,
+            "type": w.type,
         }
 
     async def webhooks(self, request: web.Request) -> web.Response:
@@ -216,7 +217,13 @@ class Api:
         rec = await self._log.delivery(request.match_info["id"])
         if rec is None:
             return error(404, "not_found", f"no delivery {request.match_info['id']!r}")
-        return json_response(present(rec, self._dispatcher.delivering(rec["id"])))
+        # A pre-configured type's message as its service shows it (SPEC §12), read from the body.
+        w = self._config().webhook(rec["webhook_id"])
+        kind = w.type if w is not None else None
+        text = message_text(kind, rec["body"]) if kind is not None else None
+        return json_response(
+            {**present(rec, self._dispatcher.delivering(rec["id"])), "webhook_type": kind, "text": text}
+        )
 
     async def resend(self, request: web.Request) -> web.Response:
         """A new delivery of the same body and ``webhook-id``."""

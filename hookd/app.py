@@ -24,6 +24,7 @@ from hookd.config import ApiWebhook, Config, ConfigError, reload_config
 from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
+from hookd.internal_ingest import InternalIngest
 from hookd.listener import AcceptErrors, AcceptSite, body_deadline
 from hookd.manage import ApiWebhooks, Check
 from hookd.manage_routes import WebhookRoutes
@@ -56,13 +57,20 @@ class App:
         self.store = Store(config.storage.path, config.storage.durability, self.clock)
         d = config.delivery
         self.sender = Sender(d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes)
-        self.dispatcher = Dispatcher(self.clock, self.store, self.sender, self.metrics)
+        # The dispatcher tells of operator events (SPEC §12); they come back in through
+        # the internal ingest, which routes them with the routing in force.
+        self.dispatcher = Dispatcher(
+            self.clock, self.store, self.sender, self.metrics, lambda event, obj: self.operator.emit(event, obj)
+        )
         self.batcher = Batcher(self.clock, self.store, self.ids, self.dispatcher.submit)
         self.routing = Routing.build(config)
         self.file_config = config  # the file's part of the config in force (SPEC §11)
         self._reload_lock = asyncio.Lock()  # one change of the routing at a time: reload or API
         self.api_webhooks = ApiWebhooks(
             self.store, self._apply_api, lambda: self.file_config, self._reload_lock, self._webhook_checks
+        )
+        self.operator = InternalIngest(
+            lambda: self.routing, self.store, self.batcher, self.dispatcher.submit, self.ids, self.clock, self.metrics
         )
         self.accepting = False
         self.port: int | None = None
@@ -177,6 +185,8 @@ class App:
         log.info("stopping", inflight=self.dispatcher.inflight, grace_seconds=grace)
         # 2. Let in-flight attempts finish within the grace period; the rest stay pending.
         cut = await self.dispatcher.stop(grace)
+        # 2b. Operator events those attempts caused go into the store (their deliveries wait there).
+        await self.operator.stop(grace)
         # 3. Disarm batch timers: open batches are already in the store.
         open_batches = len(self.batcher.open)
         await self.batcher.stop()

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from hookd.http import Response
 from hookd.payloads import RequestShape
-from hookd.redact import redact_url
 
 
 def log_record(
@@ -21,7 +20,7 @@ def log_record(
     nothing for a webhook with lightweight logs."""
     if lightweight:
         return None, None
-    url = redact_url(shape.url)
+    url = shape.shown_url
     if params:
         url += ("&" if "?" in url else "?") + urlencode(params)
     request: dict[str, Any] = {"method": shape.method, "url": url, "headers": shape.redacted(headers)}

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from hookd.config import EventType, Webhook, key_path
 from hookd.models import format_timestamp
-from hookd.router import pattern_matches
+from hookd.patterns import pattern_matches
 
 # hookd's own operator events (SPEC §12) are not the application's to catalogue.
 OPERATOR_PREFIX = "hookd."

@@ -141,14 +141,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  webhooks    {len(s['webhooks'])}")
     for w in s["webhooks"]:
         state = "enabled" if w["enabled"] else "disabled"
-        print(f"    {w['id']:<20} {state:<9} {w['batching']:<16} {w['url']}  on {', '.join(w['events'])}")
+        # A pre-configured type never batches: its column says which service it posts to.
+        how = w["batching"] if w["type"] == "standard" else w["type"]
+        print(f"    {w['id']:<20} {state:<9} {how:<16} {w['url']}  on {', '.join(w['events'])}")
     return 0
 
 
 def summary(config: Config) -> Mapping[str, Any]:
     """What ``hookd check`` prints about a valid file."""
-    from hookd.redact import redact_url
-
     return {
         "listen": config.server.listen,
         "storage": str(config.storage.path),
@@ -162,10 +162,11 @@ def summary(config: Config) -> Mapping[str, Any]:
         "webhooks": [
             {
                 "id": w.id,
-                "url": redact_url(w.url),
+                "url": w.shown_url,
                 "enabled": w.enabled,
                 "events": [t.on for t in w.events],
                 "batching": w.batching,
+                "type": w.type,
             }
             for w in config.webhooks
         ],

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from hookd import operator_events as op_events
 from hookd.attempt_log import log_record
 from hookd.clock import Clock
 from hookd.config import Config, Webhook
@@ -37,8 +38,10 @@ log = structlog.get_logger("hookd.deliver")
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
-    def __init__(self, clock: Clock, store: Storage, sender: Transport, metrics: Metrics) -> None:
+    def __init__(self, clock: Clock, store: Storage, sender: Transport, metrics: Metrics,
+                 notify: op_events.Notify = op_events.nobody) -> None:  # fmt: skip
         self._clock = clock
+        self._notify = notify
         self._store = store
         self._sender = sender
         self._metrics = metrics
@@ -83,6 +86,7 @@ class Dispatcher:
         limit = w.per_webhook_concurrency or config.delivery.per_webhook_concurrency
         lane.shape = RequestShape(w)
         lane.egress = egress_for(w, config.delivery)
+        lane.name = w.name
         lane.limit = 1 if w.ordered else limit
         lane.lightweight = w.lightweight_logs
         lane.auto_disable_after = w.auto_disable_after
@@ -243,6 +247,11 @@ class Dispatcher:
                 self._schedule_retry(current, d, next_at)
             return
         self._metrics.delivery(lane.webhook_id, state)
+        # Only a failure is told of, and never one of a delivery of hookd's own events (no loops).
+        tell = state == "failed" and not op_events.quiet(d.events)
+        if tell:
+            obj = op_events.delivery_failed(d, lane.name, lane.shape.shown_url, resp.status, resp.error)
+            self._notify(op_events.DELIVERY_FAILED, obj)
         if current is None:
             return
         lane = current
@@ -257,6 +266,9 @@ class Dispatcher:
             if lane.auto_disable_after and lane.failures >= lane.auto_disable_after and not lane.auto_disabled:
                 lane.auto_disabled = True
                 log.warning("webhook_auto_disabled", webhook=lane.webhook_id, failures=lane.failures)
+                if tell:
+                    obj = op_events.webhook_disabled(lane.webhook_id, lane.name, lane.failures, lane.shape.shown_url)
+                    self._notify(op_events.WEBHOOK_DISABLED, obj)
             self._store.set_webhook_state(lane.webhook_id, lane.auto_disabled, lane.failures, now)
 
     def _hold(self, d: Delivery) -> None:
@@ -350,10 +362,14 @@ class Dispatcher:
         if lane is None:
             return False
         if lane.auto_disabled or lane.failures:
+            was_disabled = lane.auto_disabled
             lane.auto_disabled = False
             lane.failures = 0
             self._store.set_webhook_state(webhook_id, False, 0, self._clock.now())
             log.info("webhook_enabled", webhook=webhook_id)
+            if was_disabled:
+                obj = op_events.webhook_enabled(webhook_id, lane.name, lane.shape.shown_url)
+                self._notify(op_events.WEBHOOK_ENABLED, obj)
         self._pump(lane)
         return True
 

@@ -30,7 +30,7 @@ from hookd.models import (
     format_timestamp,
     new_delivery,
 )
-from hookd.payloads import PayloadBuilder
+from hookd.payloads import BodyBuilder, body_builder
 from hookd.responses import error, json_response
 from hookd.router import Router
 from hookd.store import Storage
@@ -49,18 +49,18 @@ class Routing:
 
     config: Config
     router: Router
-    builders: dict[str, PayloadBuilder]
+    builders: dict[str, BodyBuilder]
     modes: dict[str, str]  # webhook id → batching mode
     lightweight: dict[str, bool]
     strict: StrictTypes | None  # server.strict_event_types: the catalogue's compiled check
 
     @classmethod
     def build(cls, config: Config) -> Routing:
-        """Compile the config's triggers and payload shapes."""
+        """Compile the config's triggers, payload shapes and message templates."""
         return cls(
             config=config,
             router=Router(config.webhooks),
-            builders={w.id: PayloadBuilder(w) for w in config.webhooks},
+            builders={w.id: body_builder(w) for w in config.webhooks},
             modes={w.id: w.batching for w in config.webhooks},
             lightweight={w.id: w.lightweight_logs for w in config.webhooks},
             strict=StrictTypes(config.event_types) if config.server.strict_event_types else None,
@@ -141,6 +141,24 @@ def plan(
     return Plan(deliveries, items)
 
 
+def hand_on(p: Plan, dupes: set[int], submit: Callable[[Delivery], None], batcher: Batcher,
+            metrics: Metrics) -> dict[str, int]:  # fmt: skip
+    """Give the committed work of the non-duplicate occurrences to the dispatcher (``submit``)
+    and the batcher; the items routed, per webhook."""
+    per_webhook: dict[str, int] = {}
+    for idx, d, _ in p.deliveries:
+        if idx not in dupes:
+            submit(d)
+            per_webhook[d.webhook_id] = per_webhook.get(d.webhook_id, 0) + 1
+    for idx, item in p.items:
+        if idx not in dupes:
+            batcher.add(item)
+            per_webhook[item.webhook_id] = per_webhook.get(item.webhook_id, 0) + 1
+    for wid, n in per_webhook.items():
+        metrics.routed(wid, n)
+    return per_webhook
+
+
 class TooLarge(Exception):
     """The request body is over ``max_body_bytes``."""
 
@@ -216,7 +234,7 @@ class Ingest:
             return error(
                 503, "storage_unavailable", "the store could not commit the events; retry", headers={"Retry-After": "1"}
             )
-        per_webhook = self._hand_on(p, dupes)
+        per_webhook = hand_on(p, dupes, self._dispatcher.submit, self._batcher, self._metrics)
         routed = sum(per_webhook.values())
         log.debug("routed", events=len(occurrences), duplicates=len(dupes), items=routed, webhooks=per_webhook)
         self._metrics.events.inc(len(occurrences))
@@ -272,23 +290,6 @@ class Ingest:
         if problems:
             return error(422, "invalid_events", f"{len(problems)} problem(s) in the request", capped(problems))
         return occurrences, now
-
-    def _hand_on(self, p: Plan, dupes: set[int]) -> dict[str, int]:
-        """Give the committed work of the non-duplicate occurrences to the dispatcher and the
-        batcher; the items routed, per webhook."""
-        per_webhook: dict[str, int] = {}
-        for idx, d, _ in p.deliveries:
-            if idx not in dupes:
-                self._dispatcher.submit(d)
-                per_webhook[d.webhook_id] = per_webhook.get(d.webhook_id, 0) + 1
-        batcher = self._batcher
-        for idx, item in p.items:
-            if idx not in dupes:
-                batcher.add(item)
-                per_webhook[item.webhook_id] = per_webhook.get(item.webhook_id, 0) + 1
-        for wid, n in per_webhook.items():
-            self._metrics.routed(wid, n)
-        return per_webhook
 
 
 def capped(details: list[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ class Lane:
     ordered: bool
     lightweight: bool
     auto_disable_after: int
+    name: str = ""  # the webhook's display name, for operator events
     auto_disabled: bool = False
     failures: int = 0  # consecutive failed deliveries
     inflight: int = 0

@@ -15,6 +15,8 @@ from pydantic.json_schema import models_json_schema
 from hookd import __version__
 
 State = Literal["pending", "delivering", "retrying", "succeeded", "failed"]
+WebhookType = Literal["standard", "slack", "teams", "discord"]
+ErrorKind = Literal["timeout", "connect", "dns", "tls", "proxy", "blocked", "http"]
 
 
 # JSON Schema cannot say what hookd refuses inside these objects: a number is judged by how
@@ -35,7 +37,12 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, min_length=1, max_length=128, description="idempotency key")
-    event: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", max_length=200)
+    event: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+        max_length=200,
+        description="The event type. The prefix hookd. is hookd's own (operator events): refused (422).",
+        json_schema_extra={"not": {"pattern": r"^hookd\."}},
+    )
     occurred_at: str | None = Field(
         None, description="RFC 3339 date-time with offset", json_schema_extra={"format": "date-time"}
     )
@@ -102,12 +109,26 @@ class WebhookState(_Wire):
     last_status: int | None
     last_error: str | None
     last_at: str | None
+    type: WebhookType
+
+
+class WebhookSettings(_Wire):
+    """A webhook's settings as the config holds them (secrets as ``***``); the keys of a
+    ``[[webhooks]]`` table."""
+
+    id: str
+    url: str
+    type: WebhookType = Field(description="standard: section 4's payloads; slack, teams, discord: a chat message")
+    template: str | None = Field(
+        description="The message of a pre-configured type: {path} placeholders ({object.summary}, {object_id}), "
+        "{{ and }} for literal braces; null: the default '{event}: {object.summary} ({object_id})'"
+    )
 
 
 class WebhookDetail(WebhookState):
     """One webhook with its settings (secrets masked)."""
 
-    config: dict[str, Any]
+    config: WebhookSettings
 
 
 class WebhookList(_Wire):
@@ -151,7 +172,7 @@ class Attempt(_Wire):
     started_at: str
     duration_ms: float
     status_code: int | None
-    error: Literal["timeout", "connect", "dns", "tls", "proxy", "blocked", "http"] | None
+    error: ErrorKind | None
     manual: bool
     trigger: Literal["manual", "scheduled"]
 
@@ -174,6 +195,45 @@ class Delivery(_Wire):
     lightweight_logs: bool
     request: dict[str, Any] | None
     response: dict[str, Any] | None
+    webhook_type: WebhookType | None = Field(description="The webhook's type now; null when it is not configured")
+    text: str | None = Field(
+        description="A pre-configured type's message as rendered from its template and sent; null for standard "
+        "webhooks and when the body was not kept"
+    )
+
+
+class OperatorDeliveryFailed(_Wire):
+    """The ``object`` of ``hookd.delivery.failed``: a delivery failed for good."""
+
+    summary: str = Field(description="one sentence for a message, e.g. 'Delivery dlv_7_… to billing failed …'")
+    id: str = Field(description="the delivery id")
+    webhook_id: str
+    webhook_name: str
+    message_id: str
+    attempts: int
+    status_code: int | None
+    error: ErrorKind | None
+    events: list[str]
+    url: str = Field(description="the webhook's URL without credentials")
+
+
+class OperatorWebhookDisabled(_Wire):
+    """The ``object`` of ``hookd.webhook.disabled``: a webhook auto-disabled after ``failures``."""
+
+    summary: str
+    id: str = Field(description="the webhook id")
+    name: str
+    failures: int
+    url: str
+
+
+class OperatorWebhookEnabled(_Wire):
+    """The ``object`` of ``hookd.webhook.enabled``: an auto-disabled webhook enabled again."""
+
+    summary: str
+    id: str = Field(description="the webhook id")
+    name: str
+    url: str
 
 
 class Resent(_Wire):
@@ -253,9 +313,9 @@ def _errors(*codes: int) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
-        Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookDetail, WebhookList,
-        DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument, TokenScopes, Seen,
-        EventType, EventTypeList,
+        Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookSettings, WebhookDetail,
+        WebhookList, DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument, TokenScopes,
+        Seen, EventType, EventTypeList, OperatorDeliveryFailed, OperatorWebhookDisabled, OperatorWebhookEnabled,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "serialization" if m is not Event else "validation") for m in models],
@@ -306,7 +366,11 @@ def document() -> dict[str, Any]:
             "description": (
                 "Ingest events; inspect and resend deliveries. Each token has scopes: POST /v1/events needs "
                 "ingest, every other GET under /v1/ read (but GET /v1/token, which any valid token may call), "
-                "every other /v1 call manage; a valid token without the scope gets 403."
+                "every other /v1 call manage; a valid token without the scope gets 403. "
+                "hookd also routes events of its own, "
+                "operator events, to triggers whose `on` names the hookd. prefix: hookd.delivery.failed, "
+                "hookd.webhook.disabled and hookd.webhook.enabled, their objects described by the schemas "
+                "OperatorDeliveryFailed, OperatorWebhookDisabled and OperatorWebhookEnabled."
             ),
         },
         "components": {

@@ -8,18 +8,34 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from hookd import __version__
 from hookd.config import ENVELOPE_KEYS, Webhook
+from hookd.messages import KINDS, MessageBuilder
 from hookd.models import Occurrence
 from hookd.paths import MISSING, getter, is_select
 from hookd.redact import redact_headers
 from hookd.signing import secret_key, sign
 
 USER_AGENT = f"hookd/{__version__}"
+
+
+class BodyBuilder(Protocol):
+    """What routing asks of a webhook's body shape: an item's body bytes."""
+
+    def body(self, occ: Occurrence, item_id: str, trigger: str) -> bytes:
+        """The JSON body of one item."""
+        ...
+
+
+def body_builder(webhook: Webhook) -> BodyBuilder:
+    """The body shape of ``webhook``: section 4's envelope payloads, or a chat message of a
+    pre-configured type (SPEC §12), its template compiled now, once per config load."""
+    kind = KINDS.get(webhook.type)
+    return PayloadBuilder(webhook) if kind is None else MessageBuilder(webhook, kind)
 
 
 class PayloadBuilder:
@@ -98,6 +114,7 @@ class RequestShape:
     def __init__(self, webhook: Webhook) -> None:
         self.method = webhook.method
         self.url = webhook.url
+        self.shown_url = webhook.shown_url  # as the log and operator events show it
         self.keys = [secret_key(s.get_secret_value()) for s in webhook.secret]
         headers = {"User-Agent": USER_AGENT}
         if webhook.method != "GET":

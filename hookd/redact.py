@@ -15,9 +15,17 @@ def is_credential(name: str) -> bool:
     return bool(CREDENTIAL_NAME.search(name)) and not name.lower().startswith("webhook-")
 
 
-def redact_url(url: str) -> str:
-    """The URL without any ``user:password@`` part, credential-like query values as ``***``."""
+def redact_url(url: str, token_in_path: bool = False) -> str:
+    """The URL without any ``user:password@`` part, credential-like query values as ``***``.
+
+    ``token_in_path``: the last segment of the path is a credential too, as in Slack's and
+    Discord's webhook URLs (``/services/T…/B…/<token>``, ``/api/webhooks/<id>/<token>``).
+    """
     parts = urlsplit(url)
+    if token_in_path:
+        head, sep, last = parts.path.rstrip("/").rpartition("/")
+        if sep and last:
+            parts = parts._replace(path=f"{head}/***")
     if parts.username is not None or parts.password is not None:
         # Host and port as written: the part after the last @ (a password may hold an @).
         parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])

@@ -14,25 +14,11 @@ from typing import Any
 from hookd.config import Condition, Trigger, Webhook
 from hookd.models import Occurrence
 from hookd.paths import MISSING, getter, is_select
+from hookd.patterns import pattern_matches
 
 _CACHE_LIMIT = 10_000  # event names are few; the bound keeps hostile input from growing it
 
 Predicate = Callable[[Occurrence], bool]
-
-
-def pattern_matches(pattern: str, event: str) -> bool:
-    """``*`` stands for one segment; a trailing ``*`` (or ``*`` alone) for one or more."""
-    if pattern == "*":
-        return True
-    p = pattern.split(".")
-    e = event.split(".")
-    if p[-1] == "*":
-        if len(e) < len(p):
-            return False
-        e = [*e[: len(p) - 1], "*"]
-    elif len(e) != len(p):
-        return False
-    return all(a in ("*", b) for a, b in zip(p, e, strict=True))
 
 
 def _same(a: Any, b: Any) -> bool:

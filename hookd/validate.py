@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookd.models import EVENT_KEYS, MAX_ID_LEN, EventNames, IdFactory, Occurrence
+from hookd.operator_events import is_operator_event
 
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -220,6 +221,11 @@ def _check_event(  # noqa: C901 - one check per key of the event schema, in one 
     if type(name) is not str:
         msg = "required" if name is None else f"expected a string, got {_type_name(name)}"
         errors.append({"index": i, "path": "event", "message": msg})
+    elif is_operator_event(name):
+        # Checked before names.valid, which would let the name onto _accept's fast path.
+        errors.append(
+            {"index": i, "path": "event", "message": "the hookd. prefix is reserved for hookd's own operator events"}
+        )
     elif not names.valid(name):
         errors.append(
             {"index": i, "path": "event", "message": "must be a dotted lower-case name such as ticket.created"}

@@ -133,6 +133,29 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("bad-listen", {**base(), "server": {"listen": "localhost"}}, "server.listen", "is not host:port"),
     ("client-timeout-zero", {**base(), "server": {"listen": "127.0.0.1:0", "client_timeout_seconds": 0}},
      "server.client_timeout_seconds", "greater than 0"),
+    # Pre-configured types and operator events (SPEC §12).
+    ("bad-type", with_webhook(type="email"), "webhooks[0].type", "should be 'standard', 'slack', 'teams' or 'discord'"),
+    ("slack-payload", with_webhook(type="slack", payload="event_only"), "webhooks[0].payload",
+     "webhook 'first': type 'slack' sends its own body, shaped by template; payload does not apply"),
+    ("teams-fields", with_webhook(type="teams", fields=[{"key": "s", "source": "object.status"}]),
+     "webhooks[0].fields", "type 'teams' sends its own body, shaped by template; fields does not apply"),
+    ("discord-key-fields", with_webhook(type="discord", key_fields=["id"]), "webhooks[0].key_fields",
+     "type 'discord' sends its own body, shaped by template; key_fields does not apply"),
+    ("slack-method", with_webhook(type="slack", method="PUT"), "webhooks[0].method", "type 'slack' always POSTs"),
+    ("teams-batching", with_webhook(type="teams", batching="same_event"), "webhooks[0].batching",
+     "type 'teams' sends one message per event"),
+    ("template-open-brace", with_webhook(type="slack", template="{object.summary"), "webhooks[0].template",
+     "webhook 'first': template: unbalanced '{' at character 1"),
+    ("template-close-brace", with_webhook(type="teams", template="done } {event}"), "webhooks[0].template",
+     "webhook 'first': template: unbalanced '}' at character 6"),
+    ("template-unknown-placeholder", with_webhook(type="discord", template="{objekt.summary}"),
+     "webhooks[0].template", "webhook 'first': template: unknown placeholder {objekt.summary}"),
+    ("template-empty-placeholder", with_webhook(type="slack", template="x {} y"), "webhooks[0].template",
+     "template: empty placeholder"),
+    ("template-on-standard", with_webhook(template="{event}"), "webhooks[0].template",
+     "webhook 'first': template is only for type 'slack', 'teams' or 'discord'"),
+    ("operator-event-typo", with_webhook(events=[{"id": "t", "on": "hookd.delivery.fail"}]),
+     "webhooks[0].events[0].on", "'hookd.delivery.fail' matches none of hookd's operator events"),
 ]  # fmt: skip
 
 
@@ -233,6 +256,18 @@ def test_shipped_config_signs_with_the_readme_secret(tmp_path: Path, monkeypatch
     monkeypatch.setenv("HOOKD_EXAMPLE_SECRET", SECRET)
     cfg = Config.load(write(tmp_path, text.replace(line, line.removeprefix("# "))))
     assert [s.get_secret_value() for s in cfg.webhooks[0].secret] == [SECRET]
+
+
+def test_shipped_config_slack_alerts_example(tmp_path: Path) -> None:
+    """The failures-to-Slack example, uncommented, is a Slack webhook on hookd.* in three lines plus a trigger."""
+    text = SHIPPED.read_text()
+    example = text[text.index('# [[webhooks]]\n# id = "alerts"') :]
+    lines = [ln.removeprefix("# ").removeprefix("#") for ln in example.splitlines()]
+    assert len([ln for ln in lines[1:] if "=" in ln and not ln.startswith(" ")]) == 3
+    cfg = Config.load(write(tmp_path, text.replace(example, "\n".join(lines))))
+    alerts = cfg.webhook("alerts")
+    assert alerts is not None
+    assert (alerts.type, alerts.template, [t.on for t in alerts.events]) == ("slack", None, ["hookd.*"])
 
 
 def test_valid_full_config(tmp_path: Path) -> None:

@@ -94,3 +94,21 @@ async def test_schemathesis_finds_no_failure(
     assert proc.returncode == 0, text[-6000:]
     code, _ = await d.request("GET", "/healthz")
     assert code == 200
+
+
+def test_openapi_document_describes_types_and_operator_events() -> None:
+    """The document lists webhook types, refuses hookd.* event types, and describes each operator event's object."""
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["WebhookState"]["properties"]["type"]["enum"]) == {"standard", "slack", "teams", "discord"}
+    assert "template" in schemas["WebhookSettings"]["properties"]
+    assert {"webhook_type", "text"} <= set(schemas["Delivery"]["required"])
+    assert schemas["Event"]["properties"]["event"]["not"] == {"pattern": "^hookd\\."}
+    for name, keys in (
+        ("OperatorDeliveryFailed", {"id", "webhook_id", "webhook_name", "message_id", "attempts", "status_code",
+                                    "error", "events", "url", "summary"}),
+        ("OperatorWebhookDisabled", {"id", "name", "failures", "url", "summary"}),
+        ("OperatorWebhookEnabled", {"id", "name", "url", "summary"}),
+    ):  # fmt: skip
+        assert set(schemas[name]["properties"]) == keys, name
+        assert name in doc["info"]["description"]

@@ -8,7 +8,8 @@ import pytest
 
 from hookd.config import OPERATORS, Condition, Config, Trigger
 from hookd.models import Occurrence
-from hookd.router import Router, compile_condition, compile_trigger, pattern_matches
+from hookd.patterns import pattern_matches
+from hookd.router import Router, compile_condition, compile_trigger
 
 STATUS = {"id": 9, "display": "Closed"}
 
@@ -321,6 +322,15 @@ def test_match_all_any(match: str, conditions: list[dict[str, Any]], expected: b
         ("*.created", "ticket.created", True),
         ("*.created", "ticket.updated", False),
         ("*.created", "ticket.sub.created", False),
+        # Operator events reach only patterns that name the hookd. prefix (SPEC §12).
+        ("*", "hookd.delivery.failed", False),
+        ("*.delivery.failed", "hookd.delivery.failed", False),
+        ("*.*.*", "hookd.webhook.disabled", False),
+        ("hookd.*", "hookd.delivery.failed", True),
+        ("hookd.*", "hookd.webhook.enabled", True),
+        ("hookd.delivery.failed", "hookd.delivery.failed", True),
+        ("hookd.webhook.*", "hookd.delivery.failed", False),
+        ("hookd.*.failed", "hookd.delivery.failed", True),
     ],
 )
 def test_pattern_matches(pattern: str, event: str, expected: bool) -> None:

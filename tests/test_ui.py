@@ -531,3 +531,37 @@ async def test_navigation_aborts_the_previous_views_fetch(
         assert await browser.script("return location.hash") == "#/webhooks/ok"
         assert await browser.script("return window.sawDelivery") is False
         assert await browser.script("return document.title") == "Service desk sync · hookd"
+
+
+async def test_pre_configured_webhook_shows_its_type_and_message(
+    receiver: Receiver, make_config: Callable[..., Path], app_factory: AppFactory, browser: Browser
+) -> None:
+    """A Slack webhook is marked as such in the lists, and its delivery shows the message as rendered and sent."""
+    config = make_config(
+        [
+            webhook("chat", receiver.url + "/chat", name="Ops channel", type="slack",
+                    template="*{object.status}*: {object.summary} <https://desk.example.com/t/{object_id}|open>"),
+            webhook("std", receiver.url + "/std"),
+        ]
+    )  # fmt: skip
+    daemon = await app_factory(config)
+    await daemon.send(ticket(1, summary="Printer <on> fire & smoke"))
+    [d] = await daemon.wait_deliveries("chat", 1, state="succeeded")
+    [s] = await daemon.wait_deliveries("std", 1, state="succeeded")
+    sent = "*New*: Printer &lt;on&gt; fire &amp; smoke <https://desk.example.com/t/4241|open>"
+
+    await browser.open(daemon.url + "/ui/")
+    await browser.text('tr[data-webhook="chat"] .tag-type[data-type="slack"]', "Slack")
+    await browser.count('tr[data-webhook="std"] .tag-type', 0)
+
+    await browser.open(f"{daemon.url}/ui/#/deliveries/{d['id']}")
+    await browser.text("#delivery-id", d["id"])
+    await browser.text('#webhook-type[data-type="slack"]', "Slack")
+    assert await browser.text("#message-text", "Printer") == sent
+    await browser.text('pre[data-key="req-body"]', '"text"')
+
+    await browser.open(f"{daemon.url}/ui/#/deliveries/{s['id']}")  # a standard one: no message part
+    await browser.text("#delivery-id", s["id"])
+    await browser.count("#message-text", 0)
+    await browser.count("#webhook-type", 1)
+    await browser.count("details[data-key='message']", 0)

@@ -17,8 +17,11 @@ from hookd.config.access import Token, repeated_tokens, token_entries
 from hookd.config.egress import NetworkEntry, TlsConfig, check_proxy
 from hookd.config.references import _resolved, _secret, _secrets
 from hookd.guard import DEFAULT_DENY
-from hookd.redact import shown_url
+from hookd.operator_events import NAMES as OPERATOR_EVENTS
+from hookd.operator_events import is_operator_event, names_matched
+from hookd.redact import redact_url, shown_url
 from hookd.signing import secret_key
+from hookd.templates import TemplateError, parse
 
 # Keys every item body carries (SPEC §4); a custom field may not shadow one.
 ENVELOPE_KEYS = frozenset({"id", "webhook_id", "event", "event_id", "trigger", "object_id", "timestamp"})
@@ -208,6 +211,9 @@ class Trigger(_Model):
     def _pattern(cls, value: str) -> str:
         if not _PATTERN.match(value):
             raise ValueError(f"{value!r} is not an event type or pattern (e.g. 'ticket.created', 'ticket.*', '*')")
+        # Only hookd sends hookd.… events, so a pattern there that none of them matches is a typo.
+        if is_operator_event(value) and not names_matched(value):
+            raise ValueError(f"{value!r} matches none of hookd's operator events ({', '.join(OPERATOR_EVENTS)})")
         return value
 
 
@@ -228,7 +234,9 @@ class Webhook(_Model):
     id: str
     name: str = ""
     url: str
-    type: Literal["standard"] = "standard"
+    type: Literal["standard", "slack", "teams", "discord"] = "standard"
+    # The message of a pre-configured type (SPEC §12); None: the default template.
+    template: str | None = None
     method: Literal["POST", "GET", "PUT", "PATCH"] = "POST"
     enabled: bool = True
     auth: Auth = Field(default_factory=NoAuth)
@@ -258,6 +266,12 @@ class Webhook(_Model):
 
     _proxy = field_validator("proxy", mode="before")(check_proxy)
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as hookd shows and logs it: credentials masked, and for Slack and Discord
+        the token that ends the path (their URL is the credential)."""
+        return redact_url(self.url, token_in_path=self.type in ("slack", "discord"))
+
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
@@ -272,6 +286,37 @@ class Webhook(_Model):
         if not value:
             raise ValueError("at least one trigger ([[webhooks.events]]) is needed")
         return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if value is None or kind is None:  # no template, or a type already reported
+            return value
+        who = f"webhook {info.data.get('id', '?')!r}"
+        if kind == "standard":
+            raise ValueError(f"{who}: template is only for type 'slack', 'teams' or 'discord'")
+        try:
+            parse(value)
+        except TemplateError as exc:
+            raise ValueError(f"{who}: template: {exc}") from None
+        return value
+
+    @field_validator("method", "payload", "key_fields", "batching", "fields")
+    @classmethod
+    def _own_body(cls, value: Any, info: ValidationInfo) -> Any:
+        # A pre-configured type sends one chat message per event in the shape its service
+        # wants; a key that would shape the request otherwise is a mistake, not a no-op.
+        kind = info.data.get("type", "standard")
+        key = info.field_name
+        assert key is not None
+        if kind == "standard" or value == cls.model_fields[key].default:
+            return value
+        why = {
+            "method": "always POSTs",
+            "batching": "sends one message per event (batching = 'per_occurrence')",
+        }.get(key, f"sends its own body, shaped by template; {key} does not apply")
+        raise ValueError(f"webhook {info.data.get('id', '?')!r}: type {kind!r} {why}")
 
     @field_validator("url")
     @classmethod
@@ -317,9 +362,7 @@ class Webhook(_Model):
     @model_validator(mode="after")
     def _rules(self) -> Webhook:
         if self.batching != "per_occurrence":
-            why = []
-            if self.type != "standard":
-                why.append("type = 'standard'")
+            why = []  # (a type other than standard is refused by _own_body)
             if self.method != "POST":
                 why.append("method = 'POST'")
             if self.payload == "object_with_linked":

@@ -213,8 +213,8 @@ class Storage(Protocol):
         ...
 
     async def load(self, d: Delivery) -> bool:
-        """Fill in the body and item ids of a delivery from open_deliveries; False when it
-        is no longer open."""
+        """Fill in the body, item ids and event types of a delivery from open_deliveries;
+        False when it is no longer open."""
         ...
 
     async def delivery_by_seq(self, seq: int) -> Delivery | None:

@@ -250,10 +250,10 @@ def open_deliveries(conn: sqlite3.Connection, wanted: Sequence[str]) -> list[Del
     # fmt: on
 
 
-def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str] | None:
-    """An open delivery's body and item ids (JSON), or None when it is no longer open."""
-    row: tuple[bytes, str] | None = conn.execute(
-        "SELECT p.body, p.item_ids FROM deliveries d JOIN payloads p ON p.seq = d.seq"
+def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str, str] | None:
+    """An open delivery's body, item ids and event types (JSON), or None when it is no longer open."""
+    row: tuple[bytes, str, str] | None = conn.execute(
+        "SELECT p.body, p.item_ids, d.events FROM deliveries d JOIN payloads p ON p.seq = d.seq"
         " WHERE d.seq = ? AND d.state IN ('pending', 'retrying') AND p.body IS NOT NULL",
         (seq,),
     ).fetchone()

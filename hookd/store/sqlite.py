@@ -244,14 +244,15 @@ class Store:
         return await self.run(lambda c: ops.open_deliveries(c, wanted)) if wanted else []
 
     async def load(self, d: Delivery) -> bool:
-        """Fill in the body and item ids of a delivery reloaded at start-up.
+        """Fill in the body, item ids and event types of a delivery reloaded at start-up
+        (the event types tell whether its failure may cause an operator event).
 
         False when the row is no longer open (pruned, or ended meanwhile): not to be sent.
         """
         row = await self.run(lambda c: ops.body_of(c, d.seq))
         if row is None:
             return False
-        d.body, d.item_ids = row[0], orjson.loads(row[1])
+        d.body, d.item_ids, d.events = row[0], orjson.loads(row[1]), orjson.loads(row[2])
         d.loaded = True
         return True
 

@@ -6,8 +6,9 @@ import { h, link, mono } from "./dom.js";
 import { ERROR_KINDS, STATE_META, fmtDuration, isOk, statusLabel } from "./format.js";
 import { setCrumbs, toast } from "./page.js";
 import { deliveryHref, enc, go, webhookHref } from "./routes.js";
+import { TYPE_LABELS } from "./format.js";
 import { can } from "./scopes.js";
-import { bodyBlock, headersTable, section, stateBadge, statusCell, when } from "./widgets.js";
+import { bodyBlock, headersTable, section, stateBadge, statusCell, typeTag, when } from "./widgets.js";
 
 export const fetchData = (route, signal) => api(`/v1/deliveries/${enc(route.id)}`, { signal });
 
@@ -65,6 +66,18 @@ function resendButton(d, reason) {
   }, "↻ Resend");
 }
 
+/** A pre-configured webhook's message as it was rendered and sent (the body holds it, escaped for the service). */
+function messagePart(d, light) {
+  if (d.text != null) {
+    return [
+      h("p", { class: "muted small" }, `The template rendered for this event, exactly as sent to ${TYPE_LABELS[d.webhook_type] || d.webhook_type}`,
+        d.webhook_type === "slack" ? " (Slack shows &amp; &lt; &gt; as & < >)." : "."),
+      h("pre", { class: "body message-text", id: "message-text", "data-key": "message-text", tabindex: "0" }, d.text),
+    ];
+  }
+  return light ? notKept() : h("p", { class: "muted" }, "The body is not a message of this webhook's type (sent before its type changed).");
+}
+
 const notKept = () => h("p", { class: "muted" }, "Not kept: this webhook keeps lightweight logs (states, codes and timings only).");
 
 function requestPart(req, light) {
@@ -104,6 +117,7 @@ export function render(d) {
 
   const facts = [
     ["Webhook", link(webhookHref(d.webhook_id), {}, d.webhook_id)],
+    d.webhook_type ? ["Type", h("span", { id: "webhook-type", "data-type": d.webhook_type }, TYPE_LABELS[d.webhook_type] || d.webhook_type)] : null,
     ["Created", when(d.created_at)],
     ["Finished", d.finished_at ? when(d.finished_at) : h("span", { class: "muted" }, "—")],
     ["Events", (d.events || []).map((e) => h("span", { class: "event" }, e))],
@@ -118,7 +132,7 @@ export function render(d) {
     h("div", { class: "page-head" },
       h("div", { class: "head-main" },
         h("h1", {}, "Delivery ", h("span", { class: "mono h1-id", id: "delivery-id" }, d.id)),
-        h("div", { class: "head-badges" }, stateBadge(d.state, "badge-big"),
+        h("div", { class: "head-badges" }, stateBadge(d.state, "badge-big"), typeTag(d.webhook_type),
           d.manual ? h("span", { class: "tag" }, "manual resend") : null,
           light ? h("span", { class: "tag" }, "lightweight logs") : null)),
       // A token without the manage scope cannot resend: no button to be refused.
@@ -131,6 +145,9 @@ export function render(d) {
         h("div", { class: "card" }, h("h2", { class: "card-title" }, `Items (${items.length})`),
           items.length ? h("ul", { class: "items" }, items.map((id) => h("li", {}, mono(id)))) : h("p", { class: "muted" }, "None"))),
       h("div", { class: "detail-main" },
+        d.webhook_type && d.webhook_type !== "standard"
+          ? h("div", { class: "card" }, section("Message", "message", true, messagePart(d, light)))
+          : null,
         h("div", { class: "card" }, section("Response", "response", true, responsePart(d.response, light))),
         h("div", { class: "card" }, section("Request", "request", true, requestPart(d.request, light))))));
 }

@@ -20,6 +20,9 @@ const REASONS = {
   502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
 };
 
+// Webhook types: standard (section 4's payloads) and the pre-configured chat services.
+export const TYPE_LABELS = { standard: "Standard", slack: "Slack", teams: "Microsoft Teams", discord: "Discord" };
+
 export const ERROR_KINDS = {
   timeout: "timed out", connect: "connection failed", dns: "name not resolved",
   tls: "TLS failed", proxy: "proxy failed or refused", blocked: "blocked by the address guard",

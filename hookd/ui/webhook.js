@@ -7,7 +7,7 @@ import { deliveriesList, fetchDeliveries } from "./deliveries.js";
 import { disabledNote, enableButton, enabledBadge, lastCell } from "./health.js";
 import { setCrumbs } from "./page.js";
 import { enc } from "./routes.js";
-import { bodyBlock, section } from "./widgets.js";
+import { bodyBlock, section, typeTag } from "./widgets.js";
 
 /** [webhook, page of deliveries]. */
 export const fetchData = (route, signal) => Promise.all([
@@ -22,7 +22,7 @@ export function render([w, page], route, ctx) {
   return h("section", { class: "webhook", "data-webhook": w.id },
     h("div", { class: "page-head" },
       h("div", { class: "head-main" },
-        h("h1", {}, w.name || w.id, w.name && w.name !== w.id ? h("span", { class: "h1-id mono" }, w.id) : null),
+        h("h1", {}, w.name || w.id, w.name && w.name !== w.id ? h("span", { class: "h1-id mono" }, w.id) : null, typeTag(w.type)),
         h("div", { class: "hook-url", title: w.url }, w.config ? `${w.config.method} ` : "", w.url)),
       h("div", { class: "head-side" }, enabledBadge(w), disabledNote(w), enableButton(w, ctx.refresh),
         w.last_at ? h("span", { class: "note" }, "Last attempt ", lastCell(w)) : null)),

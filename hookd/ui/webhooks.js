@@ -6,6 +6,7 @@ import { STATES, STATE_META } from "./format.js";
 import { disabledNote, enableButton, enabledBadge, lastCell } from "./health.js";
 import { setCrumbs } from "./page.js";
 import { webhookHref } from "./routes.js";
+import { typeTag } from "./widgets.js";
 
 export const fetchData = (route, signal) => api("/v1/webhooks", { signal });
 
@@ -36,6 +37,7 @@ export function render(data, route, ctx) {
     h("td", { class: "cell-hook" },
       link(webhookHref(w.id), { class: "hook-name" }, w.name || w.id),
       w.name && w.name !== w.id ? h("span", { class: "hook-id mono" }, w.id) : null,
+      typeTag(w.type),
       h("div", { class: "hook-url", title: w.url }, w.url)),
     h("td", {}, enabledBadge(w), h("div", {}, disabledNote(w))),
     h("td", {}, countsStrip(w, true)),

@@ -2,12 +2,19 @@
 // collapsible sections.
 
 import { h } from "./dom.js";
-import { ERROR_KINDS, STATE_META, fmtBytes, fmtClock, fmtRelative, isOk, prettyJson, statusLabel } from "./format.js";
+import { ERROR_KINDS, STATE_META, TYPE_LABELS, fmtBytes, fmtClock, fmtRelative, isOk, prettyJson, statusLabel } from "./format.js";
 
 export function stateBadge(state, extra) {
   const meta = STATE_META[state] || { icon: "•", label: state };
   return h("span", { class: `badge state-${state} ${extra || ""}`, "data-state": state },
     h("span", { class: "badge-icon", "aria-hidden": "true" }, meta.icon), meta.label);
+}
+
+/** A pre-configured webhook's type as a tag (null for a standard webhook: the usual case says nothing). */
+export function typeTag(type) {
+  if (!type || type === "standard") return null;
+  return h("span", { class: "tag tag-type", "data-type": type, title: "A pre-configured webhook: its template, rendered, posted as a chat message" },
+    TYPE_LABELS[type] || type);
 }
 
 /** The status code (or the error kind when none came back), with its meaning as a tooltip. */
