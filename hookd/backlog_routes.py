@@ -13,7 +13,7 @@ from hookd.batcher import Batcher, OpenBatch
 from hookd.config import Config, Webhook
 from hookd.ingest import TooLarge, read_limited
 from hookd.models import format_timestamp
-from hookd.recover import Recovery, RecoveryRunning, Window, parse_window
+from hookd.recover import Recovery, RecoveryRunning, RecoveryStopped, Window, parse_window
 from hookd.responses import error, json_response
 from hookd.store import Storage
 
@@ -67,6 +67,11 @@ class BacklogRoutes:
             done = await self._recovery.run(w, window)
         except RecoveryRunning:
             return error(409, "recovery_running", f"a recovery of webhook {w.id!r} is under way; wait for it to end")
+        except RecoveryStopped:
+            return error(
+                503, "shutting_down", "hookd is stopping; the resends made so far go out after the restart",
+                headers={"Retry-After": "5"},
+            )  # fmt: skip
         return json_response({"resent": done.resent, "skipped": done.skipped}, status=202)
 
     async def _window(self, request: web.Request) -> Window | web.Response:

@@ -83,6 +83,10 @@ class RecoveryRunning(Exception):
     """A recovery of this webhook is already under way."""
 
 
+class RecoveryStopped(Exception):
+    """The daemon is stopping: the recovery was cut short (what it made is pending in the store)."""
+
+
 class Recovery:
     """Runs recoveries, each as a task held here: a client that hangs up does not cut one
     short, and the App's stop does (what it created by then is in the store, pending)."""
@@ -120,8 +124,14 @@ class Recovery:
         self._running.add(w.id)
         task = self._tasks.spawn(self._run(w, window), name=f"recover-{w.id}")
         task.add_done_callback(lambda _: self._running.discard(w.id))
-        # Shielded: the request's cancellation (its client gone) leaves the work running.
-        return await asyncio.shield(task)
+        try:
+            # Shielded: the request's cancellation (its client gone) leaves the work running.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                raise RecoveryStopped(w.id) from None  # the work was stopped, not this caller
+            raise
 
     async def _run(self, w: Webhook, window: Window) -> Tally:
         tally = Tally()

@@ -16,7 +16,7 @@ import pytest
 
 from hookd.config import Config, Webhook
 from hookd.models import Delivery, IdFactory, new_delivery
-from hookd.recover import Recovery, RecoveryRunning, Window
+from hookd.recover import Recovery, RecoveryRunning, RecoveryStopped, Window
 from hookd.store import Outcome, Store
 from hookd.store.failed import SLACK_SECONDS
 from tests.support import running_store
@@ -211,7 +211,9 @@ async def test_a_recovery_of_100000_deliveries_leaves_the_loop_free(store: Store
             (n,),
         )
 
-    await store.submit(seed, wait=True)
+    seeded = store.submit(seed, wait=True)
+    assert seeded is not None
+    await seeded
     store.counters.delivery_seq = n
     sent: list[Delivery] = []
     rec = Recovery(store, sent.append, IdFactory(), time.time)
@@ -241,3 +243,22 @@ async def test_a_recovery_of_100000_deliveries_leaves_the_loop_free(store: Store
     # A page of 500 resends holds the loop about 20 ms (measured), then it is free again. The
     # bound is loose for a shared machine; one page of 100,000 would stall it for seconds.
     assert max(gaps) < 0.15, (sorted(gaps)[-5:], took)
+
+
+async def test_a_stop_cuts_a_recovery_short_and_says_so(store: Store) -> None:
+    """Stopping the recoveries (the App's stop) ends one under way; its caller is told it was
+    stopped, and the resends made so far are pending in the store."""
+    seed = Seeder(store)
+    for n in range(6):
+        await seed.add(T + n, "failed")
+    first = asyncio.Event()
+    rec = Recovery(store, lambda d: first.set(), IdFactory(), lambda: T + 10_000, page=1)
+    caller = asyncio.ensure_future(rec.run(hook(), Window(T, None)))
+    async with asyncio.timeout(10):
+        await first.wait()  # one page is made and handed on
+    await rec.stop()
+    with pytest.raises(RecoveryStopped):
+        await caller
+    await store.drain()
+    pending = await store.run(lambda c: c.execute("SELECT count(*) FROM deliveries WHERE state = 'pending'").fetchone())
+    assert 1 <= pending[0] < 6
