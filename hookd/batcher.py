@@ -345,13 +345,16 @@ class Batcher:
         return sorted((b for b in self.open.values() if b.webhook_id == webhook_id), key=lambda b: b.deadline)
 
     async def flush_webhook(self, webhook_id: str) -> int:
-        """Close every open batch of the webhook now; return how many. Returns once the
-        spooled ones are read from the store and every delivery is queued for writing."""
+        """Close every open batch of the webhook now; return how many deliveries that makes.
+        Returns once the spooled ones are read from the store and every delivery is queued
+        for writing."""
         keys = [k for k in self.open if k[0] == webhook_id]
+        # One delivery per batch; one per item if the webhook no longer batches (a reload).
+        made = len(keys) if webhook_id in self._policies else sum(self.open[k].count for k in keys)
         for k in keys:
             self.flush(k)
         if keys:
-            log.info("batches_flushed", webhook=webhook_id, batches=len(keys))
+            log.info("batches_flushed", webhook=webhook_id, batches=len(keys), deliveries=made)
         # The spool task reads the spooled ones; the one running now takes them too.
         await self._tasks.wait()
-        return len(keys)
+        return made

@@ -140,3 +140,22 @@ async def test_hookd_batches_and_flush(receiver: Receiver, make_config: MakeConf
     code, out, err = await hookd("flush", "nope", "--url", d.url)
     assert code == 1
     assert "404 not_found" in err
+
+
+async def test_flushing_a_batch_of_a_webhook_that_stopped_batching_sends_each_item(
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
+) -> None:
+    """After a reload to per_occurrence, the batch still open is listed, and its flush sends
+    each item alone, with its own body, counting one delivery per item."""
+    d = await app_factory(make_config([webhook("b", receiver.url + "/b", batching="any_event", batch_wait_seconds=30)]))
+    code, _ = await d.send([ticket(1), ticket(2)])
+    assert code == 202
+    make_config([webhook("b", receiver.url + "/b")])
+    assert d.app is not None
+    assert await d.app.reload()
+    code, listing = await d.request("GET", "/v1/webhooks/b/batches")
+    assert [b["items"] for b in listing["batches"]] == [2]
+    code, flushed = await d.request("POST", "/v1/webhooks/b/batches/flush")
+    assert (code, flushed) == (202, {"deliveries": 2})
+    got = await receiver.wait_for(2, "/b")
+    assert sorted(r.json()["event_id"] for r in got) == ["e1", "e2"]
