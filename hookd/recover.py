@@ -134,8 +134,18 @@ class Recovery:
             raise
 
     async def _run(self, w: Webhook, window: Window) -> Tally:
-        tally = Tally()
         log.info("recovery_started", webhook=w.id, since=_shown(window.since), until=_shown(window.until))
+        try:
+            return await self._resend_all(w, window)
+        except asyncio.CancelledError:
+            log.warning("recovery_stopped", webhook=w.id)
+            raise
+        except Exception:  # its caller may be gone: the log is where it is seen
+            log.exception("recovery_failed", webhook=w.id)
+            raise
+
+    async def _resend_all(self, w: Webhook, window: Window) -> Tally:
+        tally = Tally()
         async for rows in self._pages(w.id, window, self._page, bodies=True):
             made = []
             committed = set()

@@ -21,7 +21,7 @@ _FOREVER = 1e300  # no until: the window has no end
 
 def _first_at_or_after(conn: sqlite3.Connection, t: float) -> int:
     """The lowest seq that may hold a delivery created at or after ``t``: a binary search on
-    the primary key (about 40 lookups for a million rows), where a scan would read them all."""
+    the primary key (about 20 lookups for a million rows), where a scan would read them all."""
     lo, top = conn.execute("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM deliveries").fetchone()
     hi = top + 1  # past the last row: nothing there is older than t
     while lo < hi:
