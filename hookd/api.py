@@ -6,7 +6,7 @@ Who may call what is decided before a handler runs, in auth.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -81,8 +81,10 @@ class Api:
         metrics: Metrics,
         clock_now: Callable[[], float],
         etag: Callable[[Webhook], str],
+        batched: Callable[[], Mapping[str, int]],
     ) -> None:
         self._config = config
+        self._batched = batched  # items waiting in open batches, per webhook
         self._etag = etag
         self._store = store
         self._log = store.log
@@ -132,9 +134,12 @@ class Api:
         ids = [w.id for w in hooks]
         counts = await self._log.counts(ids)
         last = await self._log.last_attempts(ids)
-        return [self._state(w, counts, last) for w in hooks]
+        batched = self._batched()
+        return [self._state(w, counts, last, batched.get(w.id, 0)) for w in hooks]
 
-    def _state(self, w: Webhook, counts: dict[str, dict[str, int]], last: dict[str, Any]) -> dict[str, Any]:
+    def _state(
+        self, w: Webhook, counts: dict[str, dict[str, int]], last: dict[str, Any], batched: int
+    ) -> dict[str, Any]:
         health = self._dispatcher.health(w.id)
         by_state = dict.fromkeys(STATES, 0)
         by_state.update(counts.get(w.id, {}))
@@ -142,6 +147,8 @@ class Api:
             by_state["delivering"] += 1
             if by_state.get(logged, 0) > 0:
                 by_state[logged] -= 1
+        # Items, not deliveries: routed and waiting for their batch to leave (SPEC §13).
+        by_state["batched"] = batched
         reason = "config" if not w.enabled else "auto" if health.auto_disabled else None
         info = last.get(w.id)
         return {
@@ -239,6 +246,7 @@ class Api:
             self._ids, self._store.next_delivery_seq(), w.id, rec["body"], rec["item_ids"], rec["events"],
             rec["triggers"], self._now(), message_id=rec["message_id"], resend_of=rec["id"],
         )  # fmt: skip
+        d.coalesced = rec["coalesced_item_ids"]  # the same body: the same items left out of it
         await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once
         self._dispatcher.submit(d)
         return json_response({"delivery_id": d.id}, status=202)

@@ -17,6 +17,7 @@ from hookd import __version__
 from hookd._systemd import Notifier, watchdog_loop
 from hookd.api import Api
 from hookd.auth import auth_middleware
+from hookd.backlog_routes import BacklogRoutes
 from hookd.batcher import Batcher
 from hookd.catalogue import trigger_problems
 from hookd.clock import Clock, LoopClock
@@ -30,6 +31,7 @@ from hookd.manage import ApiWebhooks, Check
 from hookd.manage_routes import WebhookRoutes
 from hookd.metrics import Metrics
 from hookd.models import IdFactory
+from hookd.recover import Recovery
 from hookd.store import Store
 from hookd.tasks import TaskSet
 from hookd.webhooks import address_check, compose
@@ -63,6 +65,7 @@ class App:
             self.clock, self.store, self.sender, self.metrics, lambda event, obj: self.operator.emit(event, obj)
         )
         self.batcher = Batcher(self.clock, self.store, self.ids, self.dispatcher.submit)
+        self.recovery = Recovery(self.store, self.dispatcher.submit, self.ids, self.clock.now)
         self.routing = Routing.build(config)
         self.file_config = config  # the file's part of the config in force (SPEC §11)
         self._reload_lock = asyncio.Lock()  # one change of the routing at a time: reload or API
@@ -150,9 +153,10 @@ class App:
         app.router.add_post("/v1/events", ingest.handle)
         api = Api(
             lambda: self.config, self.store, self.dispatcher, self.ids, self.metrics, self.clock.now,
-            self.api_webhooks.etag,
+            self.api_webhooks.etag, self.batcher.waiting,
         )  # fmt: skip
         api.add_routes(app)
+        BacklogRoutes(lambda: self.config, self.store, self.batcher, self.recovery).add_routes(app)
         WebhookRoutes(
             self.api_webhooks, api.view, lambda: self.routing, self.store, self.dispatcher, self.ids, self.clock.now
         ).add_routes(app)
@@ -183,16 +187,18 @@ class App:
         self.accepting = False
         self.notifier.stopping()
         log.info("stopping", inflight=self.dispatcher.inflight, grace_seconds=grace)
-        # 2. Let in-flight attempts finish within the grace period; the rest stay pending.
+        # 2. Cut recoveries short: the resends they made are pending in the store.
+        await self.recovery.stop()
+        # 3. Let in-flight attempts finish within the grace period; the rest stay pending.
         cut = await self.dispatcher.stop(grace)
         # 2b. Operator events those attempts caused go into the store (their deliveries wait there).
         await self.operator.stop(grace)
         # 3. Disarm batch timers: open batches are already in the store.
         open_batches = len(self.batcher.open)
         await self.batcher.stop()
-        # 4. Close the listener.
+        # 5. Close the listener.
         await runner.cleanup()
-        # 5. Stop the background tasks, the writer last so it commits what they queued.
+        # 6. Stop the background tasks, the writer last so it commits what they queued.
         for t in tasks[:-1]:
             t.cancel()
         await asyncio.gather(*tasks[:-1], return_exceptions=True)

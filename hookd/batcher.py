@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from hookd.clock import Clock, Timer
+from hookd.coalesce import coalesce
 from hookd.config import Webhook
 from hookd.models import Delivery, IdFactory, Item, new_delivery
 from hookd.payloads import batch_body
@@ -47,6 +48,7 @@ class Policy:
     max_items: int
     spooled: bool  # the wait is long: items stay in SQLite, not in memory
     lightweight: bool
+    coalesce: bool  # the latest item of an object replaces earlier ones (SPEC §13)
 
 
 @dataclass(slots=True)
@@ -57,7 +59,8 @@ class OpenBatch:
     key: str
     deadline: float
     spooled: bool
-    count: int = 0
+    opened_at: float  # the first item's arrival: the deadline less the wait
+    count: int = 0  # items that arrived, before any coalescing
     items: list[Item] = field(default_factory=list)  # empty when spooled
     timer: Timer | None = None
 
@@ -66,7 +69,11 @@ def policies(webhooks: Iterable[Webhook], spool_after: float) -> dict[str, Polic
     """The batching settings of each batching webhook."""
     return {
         w.id: Policy(
-            w.batch_wait_seconds, w.max_items_per_batch, w.batch_wait_seconds > spool_after, w.lightweight_logs
+            w.batch_wait_seconds,
+            w.max_items_per_batch,
+            w.batch_wait_seconds > spool_after,
+            w.lightweight_logs,
+            w.coalesce,
         )
         for w in webhooks
         if w.batching != "per_occurrence"
@@ -129,15 +136,16 @@ class Batcher:
             return  # removed: the item waits in the store until the webhook returns
         b = self.open.get(k)
         if b is None:
-            b = self._open(k, item.deadline, policy.spooled)
+            b = self._open(k, item.deadline, policy)
         b.count += 1
         if not b.spooled:
             b.items.append(item)
         if b.count >= policy.max_items:
             self.flush(k)
 
-    def _open(self, k: tuple[str, str], deadline: float, spooled: bool) -> OpenBatch:
-        b = OpenBatch(k[0], k[1], deadline, spooled)
+    def _open(self, k: tuple[str, str], deadline: float, policy: Policy) -> OpenBatch:
+        spooled = policy.spooled
+        b = OpenBatch(k[0], k[1], deadline, spooled, deadline - policy.wait)
         if not spooled:
             b.timer = self._clock.call_at(deadline, lambda: self._due(k, b))
             log.debug(
@@ -168,13 +176,23 @@ class Batcher:
         self._emit(b.webhook_id, b.items)
 
     def _emit(self, webhook_id: str, items: list[Item]) -> None:
-        if webhook_id not in self._policies:
+        policy = self._policies.get(webhook_id)
+        if policy is None:
             # No longer batching (a reload): each item in a delivery of its own, carrying
             # its own body rather than an array; a spooled batch may hold many.
             for item in items:
                 self._record(self._delivery(webhook_id, [item], item.body), [item])
             return
-        self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+        if not policy.coalesce:
+            self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+            return
+        # The delivery carries the surviving items; it takes every item out of the store.
+        sent, replaced = coalesce(items)
+        d = self._delivery(webhook_id, sent, batch_body([i.body for i in sent]))
+        d.coalesced = replaced
+        if replaced:
+            log.debug("batch_coalesced", webhook=webhook_id, items=len(items), sent=len(sent))
+        self._record(d, items)
 
     def _delivery(self, webhook_id: str, items: list[Item], body: bytes) -> Delivery:
         return new_delivery(
@@ -286,7 +304,7 @@ class Batcher:
                 remaining = ob.count
                 while remaining > 0:
                     take = min(remaining, policy.max_items)
-                    b = self._open(k, ob.deadline, True)
+                    b = self._open(k, ob.deadline, policy)
                     b.count = take
                     remaining -= take
                     if take >= policy.max_items or ob.deadline <= self._clock.now():
@@ -308,7 +326,35 @@ class Batcher:
     def pending(self) -> dict[str, int]:
         """Items in batches not yet handed on (open, being read from the spool, or waiting
         for their delivery's row to be committed), per webhook."""
-        out = dict(self._recording)
+        out = self.waiting()
+        for wid, n in self._recording.items():
+            out[wid] = out.get(wid, 0) + n
+        return out
+
+    def waiting(self) -> dict[str, int]:
+        """Items not yet in a delivery (open batches, and those being read from the spool),
+        per webhook: the API's ``batched`` count. Items whose delivery row is queued are left
+        out, as the log already counts that delivery as pending."""
+        out: dict[str, int] = {}
         for b in itertools.chain(self.open.values(), self._spool_due, self._spool_reading):
             out[b.webhook_id] = out.get(b.webhook_id, 0) + b.count
         return out
+
+    def batches(self, webhook_id: str) -> list[OpenBatch]:
+        """The webhook's open batches, the one due first first."""
+        return sorted((b for b in self.open.values() if b.webhook_id == webhook_id), key=lambda b: b.deadline)
+
+    async def flush_webhook(self, webhook_id: str) -> int:
+        """Close every open batch of the webhook now; return how many deliveries that makes.
+        Returns once the spooled ones are read from the store and every delivery is queued
+        for writing."""
+        keys = [k for k in self.open if k[0] == webhook_id]
+        # One delivery per batch; one per item if the webhook no longer batches (a reload).
+        made = len(keys) if webhook_id in self._policies else sum(self.open[k].count for k in keys)
+        for k in keys:
+            self.flush(k)
+        if keys:
+            log.info("batches_flushed", webhook=webhook_id, batches=len(keys), deliveries=made)
+        # The spool task reads the spooled ones; the one running now takes them too.
+        await self._tasks.wait()
+        return made

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 from hookd.client import (
     DEFAULT_CONFIG,
     ApiError,
+    cmd_batches,
     cmd_deliveries,
+    cmd_flush,
+    cmd_recover,
     cmd_resend,
     cmd_send,
     cmd_show,
@@ -276,6 +279,33 @@ def parser() -> argparse.ArgumentParser:
     ))  # fmt: skip
     resend.add_argument("id", help="the id of the delivery to send again")
     resend.set_defaults(func=cmd_resend)
+    when = "RFC 3339 (2026-11-29T07:00:00Z) or a duration back from now (90s, 15m, 2h, 7d)"
+    recover = with_client(verb(
+        "recover", "resend a webhook's failed deliveries of a time window",
+        "Resend every failed delivery of a webhook created in a time window, oldest first, each as a new delivery "
+        "with its original webhook-id; they go out through the webhook's queue and concurrency. Deliveries of "
+        "lightweight logs are skipped (no body was kept). Prints how many were resent and skipped.",
+    ))  # fmt: skip
+    recover.add_argument("id", help="the webhook's id")
+    recover.add_argument("--since", required=True, metavar="T", help=f"start of the window (inclusive): {when}")
+    recover.add_argument("--until", metavar="T", help=f"end of the window (exclusive; default now): {when}")
+    recover.add_argument("--dry-run", action="store_true", help="only count what would be resent")
+    recover.add_argument("--json", action="store_true", help="print the API's answer as it is")
+    recover.set_defaults(func=cmd_recover)
+    batches = with_client(verb(
+        "batches", "list a webhook's open batches",
+        "List the open batches of a webhook, timer and spooled alike: batch key, items waiting, when it opened and "
+        "its deadline, the one due first first.",
+    ))  # fmt: skip
+    batches.add_argument("id", help="the webhook's id")
+    batches.add_argument("--json", action="store_true", help="print the batches as a JSON array")
+    batches.set_defaults(func=cmd_batches)
+    flush = with_client(verb(
+        "flush", "send a webhook's open batches now",
+        "Send every open batch of a webhook now, without waiting for its deadline; prints how many batches left.",
+    ))  # fmt: skip
+    flush.add_argument("id", help="the webhook's id")
+    flush.set_defaults(func=cmd_flush)
     webhooks = verb(
         "webhooks", "create, delete or test webhooks made through the API",
         "Manage webhooks kept by the daemon (SPEC §11); those of the config file change in the file.",

@@ -1,4 +1,5 @@
-"""The client verbs of ``hookd``: send, deliveries, show, resend and webhooks, over the admin API.
+"""The client verbs of ``hookd``: send, deliveries, show, resend, webhooks, recover, batches and
+flush, over the admin API.
 
 They need only the file's ``[server]`` table (address and token). This module imports
 only the standard library at the top, so loading it costs ``hookd --version`` nothing.
@@ -264,4 +265,65 @@ def cmd_webhooks_test(args: argparse.Namespace) -> int:
     """Send a hookd.ping delivery to a webhook now; print the delivery's id."""
     answer = Client.from_args(args).call("POST", f"/v1/webhooks/{urllib.parse.quote(args.id, safe='')}/test", b"")
     print(answer["delivery_id"])
+    return 0
+
+
+def _webhook_path(webhook_id: str, tail: str) -> str:
+    return f"/v1/webhooks/{urllib.parse.quote(webhook_id, safe='')}/{tail}"
+
+
+def recover_body(since: str, until: str | None, dry_run: bool, now: float) -> bytes:
+    """The body of a recovery: each time RFC 3339, or a duration back from ``now`` turned into one."""
+    from hookd.timespec import format_time, parse_since
+
+    try:
+        doc: dict[str, Any] = {"since": format_time(parse_since(since, now))}
+        if until is not None:
+            doc["until"] = format_time(parse_since(until, now))
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
+    except (OverflowError, OSError):  # a duration reaching before year 1
+        raise ApiError("that time is out of range") from None
+    if dry_run:
+        doc["dry_run"] = True
+    return json.dumps(doc).encode()
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Resend a webhook's failed deliveries of a time window (or count them with --dry-run)."""
+    import time
+
+    body = recover_body(args.since, args.until, args.dry_run, time.time())
+    client = Client.from_args(args)
+    answer = client.call("POST", _webhook_path(args.id, "recover"), body)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif args.dry_run:
+        print(f"would resend {answer['would_resend']}, skip {answer['skipped']} (lightweight logs: no body kept)")
+    else:
+        print(f"resent {answer['resent']}, skipped {answer['skipped']} (lightweight logs: no body kept)")
+    return 0
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    """List a webhook's open batches, the one due first first."""
+    batches = Client.from_args(args).call("GET", _webhook_path(args.id, "batches"))["batches"]
+    if args.json:
+        print(json.dumps(batches, indent=2))
+        return 0
+    if not batches:
+        print(f"no open batches for {args.id}")
+        return 0
+    print(f"{'KEY':<32} {'ITEMS':>6}  {'OPENED':<24} {'DEADLINE':<24} SPOOLED")
+    for b in batches:
+        key = printable(b["key"])
+        print(f"{key:<32} {b['items']:>6}  {b['opened_at']:<24} {b['deadline']:<24} {'yes' if b['spooled'] else 'no'}")
+    return 0
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    """Send every open batch of a webhook now."""
+    answer = Client.from_args(args).call("POST", _webhook_path(args.id, "batches/flush"), b"")
+    n = answer["deliveries"]
+    print(f"flushed {n} batch{'es' if n != 1 else ''} of {args.id}")
     return 0

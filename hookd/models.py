@@ -166,6 +166,8 @@ class Delivery:
     # False for deliveries reloaded at start-up: body and item ids are read from the
     # store when the attempt comes, so a million queued deliveries start fast and small.
     loaded: bool = True
+    # Coalescing (SPEC §13): ids of items a later item of the same object replaced.
+    coalesced: Sequence[str] = ()
 
 
 def new_delivery(

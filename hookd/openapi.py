@@ -83,13 +83,14 @@ class Error(_Wire):
 
 
 class Counts(_Wire):
-    """Deliveries by state."""
+    """Deliveries by state, and the items waiting in open batches."""
 
     pending: int
     delivering: int
     retrying: int
     succeeded: int
     failed: int
+    batched: int = Field(description="items routed and waiting in open batches (not deliveries yet)")
 
 
 class WebhookState(_Wire):
@@ -195,6 +196,9 @@ class Delivery(_Wire):
     lightweight_logs: bool
     request: dict[str, Any] | None
     response: dict[str, Any] | None
+    coalesced_item_ids: list[str] = Field(
+        description="items of the batch that a later item of the same object replaced (coalesce = true)"
+    )
     webhook_type: WebhookType | None = Field(description="The webhook's type now; null when it is not configured")
     text: str | None = Field(
         description="A pre-configured type's message as rendered from its template and sent; null for standard "
@@ -240,6 +244,50 @@ class Resent(_Wire):
     """202 answer of a resend."""
 
     delivery_id: str
+
+
+class RecoverRequest(BaseModel):
+    """The body of POST /v1/webhooks/{id}/recover."""
+
+    model_config = ConfigDict(extra="forbid")
+    since: str = Field(
+        description="RFC 3339 date-time with offset; inclusive", json_schema_extra={"format": "date-time"}
+    )
+    until: str | None = Field(
+        None, description="RFC 3339 date-time with offset; exclusive; default now. Must be later than since (422)",
+        json_schema_extra={"format": "date-time"},
+    )  # fmt: skip
+    dry_run: bool = Field(False, description="count only: nothing is resent (200)")
+
+
+class Recovered(_Wire):
+    """The answer of a recovery (202), or of its dry run (200, with would_resend)."""
+
+    resent: int
+    skipped: int = Field(description="failed deliveries of the window whose body was not kept (lightweight logs)")
+    would_resend: int | None = Field(None, description="dry run only: how many a recovery would resend now")
+
+
+class BatchInfo(_Wire):
+    """An open batch."""
+
+    key: str = Field(description="* (any_event), t:<trigger id> (same_event) or e:<event type> (same_event_type)")
+    items: int = Field(description="items that arrived, before any coalescing")
+    opened_at: str
+    deadline: str
+    spooled: bool = Field(description="kept in the SQLite spool (a long wait), not on a timer")
+
+
+class BatchList(_Wire):
+    """GET /v1/webhooks/{id}/batches."""
+
+    batches: list[BatchInfo]
+
+
+class Flushed(_Wire):
+    """202 answer of POST /v1/webhooks/{id}/batches/flush."""
+
+    deliveries: int
 
 
 class WebhookDocument(BaseModel):
@@ -303,8 +351,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     words = {
         400: "Bad request", 401: "Missing or wrong token", 403: "The token lacks the scope this call needs",
         404: "Not found", 409: "Conflict", 412: "If-Match names a stale ETag", 413: "Too large", 415: "Not JSON",
-        422: "Invalid events or webhook (with server.strict_event_types also: a type not in the catalogue, or an "
-             "event that fails its type's schema)",
+        422: "Invalid events, webhook or request (with server.strict_event_types also: a type not in the "
+             "catalogue, or an event that fails its type's schema)",
         503: "Shutting down or store unavailable",
     }  # fmt: skip
     return {str(c): _json(Error, words[c]) for c in codes}
@@ -316,9 +364,11 @@ def document() -> dict[str, Any]:
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookSettings, WebhookDetail,
         WebhookList, DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument, TokenScopes,
         Seen, EventType, EventTypeList, OperatorDeliveryFailed, OperatorWebhookDisabled, OperatorWebhookEnabled,
+        RecoverRequest, Recovered, BatchInfo, BatchList, Flushed,
     ]  # fmt: skip
+    requests = (Event, RecoverRequest)
     _, defs = models_json_schema(
-        [(m, "serialization" if m is not Event else "validation") for m in models],
+        [(m, "validation" if m in requests else "serialization") for m in models],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs.get("$defs", {})
@@ -446,6 +496,25 @@ def document() -> dict[str, Any]:
                     {"name": "before", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}},
                 ],
                 "responses": {"200": _json(DeliveryPage, "A page"), **_errors(400, 401, 403, 404)},
+            }},
+            "/v1/webhooks/{id}/recover": {"post": {
+                "summary": "Resend the failed deliveries of a time window, oldest first, each with its webhook-id",
+                "description": "Answers 202 once every resend is made and queued (they go out through the "
+                               "webhook's queue and concurrency); dry_run counts them instead (200).",
+                "parameters": [wid],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(RecoverRequest)}}},
+                "responses": {"200": _json(Recovered, "Dry run: what a recovery would do now"),
+                              "202": _json(Recovered, "Resent"), **_errors(400, 401, 404, 409, 413, 415, 422, 503)},
+            }},
+            "/v1/webhooks/{id}/batches": {"get": {
+                "summary": "The webhook's open batches, timer and spooled alike, the one due first first",
+                "parameters": [wid],
+                "responses": {"200": _json(BatchList, "The open batches"), **_errors(401, 404)},
+            }},
+            "/v1/webhooks/{id}/batches/flush": {"post": {
+                "summary": "Send every open batch of the webhook now",
+                "parameters": [wid],
+                "responses": {"202": _json(Flushed, "One delivery per batch, in the log"), **_errors(401, 404)},
             }},
             "/v1/webhooks/{id}/enable": {"post": {
                 "summary": "Re-enable an auto-disabled webhook",

@@ -278,7 +278,7 @@ def test_valid_full_config(tmp_path: Path) -> None:
     data["webhooks"][0].update(
         name="SD", method="POST", enabled=False, auth={"type": "basic", "username": "u", "password": "p"},
         headers={"X-A": "1"}, secret=[SECRET], lightweight_logs=True, payload="custom", key_fields=["id"],
-        batching="same_event_type", batch_wait_seconds=86400, max_items_per_batch=10000,
+        batching="same_event_type", batch_wait_seconds=86400, max_items_per_batch=10000, coalesce=True,
         per_webhook_concurrency=2, ordered=True, auto_disable_after=5,
         fields=[{"key": "status", "source": "object.status", "send_id": True}],
         events=[{"id": "closed", "on": "ticket.status_changed", "match": "any", "conditions": [
@@ -290,6 +290,7 @@ def test_valid_full_config(tmp_path: Path) -> None:
     cfg = Config.load(write(tmp_path, data))
     w = cfg.webhooks[0]
     assert (w.enabled, w.batching, w.ordered, w.auto_disable_after) == (False, "same_event_type", True, 5)
+    assert w.coalesce is True
     assert w.auth.type == "basic"
     assert w.events[0].match == "any"
     assert [c.op for c in w.events[0].conditions] == ["eq", "in", "exists"]
@@ -330,6 +331,13 @@ def test_batch_limits(tmp_path: Path, settings: dict[str, Any], key: str) -> Non
     """batch_wait_seconds is > 0 … 86400 and max_items_per_batch 1 … 10000."""
     (line,) = problems(write(tmp_path, with_webhook(**settings)))
     assert line.startswith(f"{key}: ")
+
+
+def test_coalesce_needs_batching(tmp_path: Path) -> None:
+    """coalesce = true on a per_occurrence webhook is refused with its own message; the default is off."""
+    (line,) = problems(write(tmp_path, with_webhook(coalesce=True)))
+    assert "coalesce = true needs batching other than 'per_occurrence'" in line
+    assert Config.load(write(tmp_path, with_webhook())).webhooks[0].coalesce is False
 
 
 def test_negative_retry_delay_refused(tmp_path: Path) -> None:

@@ -536,7 +536,7 @@ async def test_webhooks_list_shows_every_webhook_with_counts(
     assert hooks["alpha"]["url"] == receiver.url + "/a"
     assert hooks["alpha"]["name"] == "Alpha desk"
     assert "pw-secret" not in json.dumps(body)
-    zero = dict.fromkeys(STATES, 0)
+    zero = {**dict.fromkeys(STATES, 0), "batched": 0}
     assert hooks["alpha"]["counts"] == {**zero, "succeeded": 2}
     assert hooks["beta"]["counts"] == {**zero, "failed": 2}
     assert hooks["gamma"]["counts"] == zero

@@ -316,3 +316,31 @@ async def test_ids_holding_nul_and_astral_characters_keep_every_character(tmp_pa
         assert stored == sorted([*odd, "\x00c"])
         (got,) = await store.batch_items_many([("w", "k", 10)])
         assert [i.occurrence_id for i in got] == odd
+
+
+async def test_a_store_of_schema_3_gains_coalesced_item_ids(tmp_path: Path) -> None:
+    """A store written before coalescing (schema 3: payloads without coalesced_item_ids) opens
+    with the column added, its payloads intact, and keeps a coalesced batch's replaced ids."""
+    path = tmp_path / "v3.db"
+    ids = IdFactory()
+    async with running_store(path) as store:
+        await store.add_delivery(_delivery(ids, 1, BODIES[1]), False)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE payloads DROP COLUMN coalesced_item_ids")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    async with running_store(path) as store:
+        old = await store.delivery_by_seq(1)
+        assert old is not None
+        assert old.body == BODIES[1]
+        d = _delivery(ids, 2, b"[]")
+        d.coalesced = ["gone1", "gone2"]
+        await store.add_delivery(d, False)
+        rec = await store.log.delivery(d.id)
+        assert rec is not None
+        assert rec["coalesced_item_ids"] == ["gone1", "gone2"]
+        first = await store.log.delivery(old.id)
+        assert first is not None
+        assert first["coalesced_item_ids"] == []
+        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION

@@ -251,6 +251,7 @@ class Webhook(_Model):
     batching: Literal["per_occurrence", "same_event", "same_event_type", "any_event"] = "per_occurrence"
     batch_wait_seconds: float = Field(30, gt=0, le=86400)
     max_items_per_batch: int = Field(100, ge=1, le=10000)
+    coalesce: bool = False  # inside one batch, a later item of the same object replaces the earlier (SPEC §13)
     per_webhook_concurrency: int | None = Field(None, ge=1)
     ordered: bool = False
     auto_disable_after: int = Field(0, ge=0)
@@ -359,16 +360,22 @@ class Webhook(_Model):
                 raise ValueError(f"{name}: {exc}") from None
         return out
 
+    def _check_batching(self) -> None:
+        if self.batching == "per_occurrence":
+            if self.coalesce:
+                raise ValueError(f"webhook {self.id!r}: coalesce = true needs batching other than 'per_occurrence'")
+            return
+        why = []  # (a type other than standard is refused by _own_body)
+        if self.method != "POST":
+            why.append("method = 'POST'")
+        if self.payload == "object_with_linked":
+            why.append("a payload other than 'object_with_linked'")
+        if why:
+            raise ValueError(f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why))
+
     @model_validator(mode="after")
     def _rules(self) -> Webhook:
-        if self.batching != "per_occurrence":
-            why = []  # (a type other than standard is refused by _own_body)
-            if self.method != "POST":
-                why.append("method = 'POST'")
-            if self.payload == "object_with_linked":
-                why.append("a payload other than 'object_with_linked'")
-            if why:
-                raise ValueError(f"webhook {self.id!r}: batching {self.batching!r} needs " + " and ".join(why))
+        self._check_batching()
         # Credentials in the URL become an Authorization header; a second one cannot be sent.
         sets_authorization = self.auth.type in ("basic", "bearer") or (
             isinstance(self.auth, HeaderAuth) and self.auth.name.lower() == "authorization"

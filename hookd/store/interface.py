@@ -52,6 +52,22 @@ class OpenBatch:
     count: int
 
 
+@dataclass(slots=True)
+class Failed:
+    """A failed delivery as a recovery reads it: what its resend needs. ``body`` is None
+    when it was not kept (lightweight logs), or not asked for (a count)."""
+
+    seq: int
+    id: str = ""
+    message_id: str = ""
+    item_ids: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    body: bytes | None = None
+    coalesced: list[str] = field(default_factory=list)
+    lightweight: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class StoredWebhook:
     """A webhook created through the API, as the store keeps it."""
@@ -233,4 +249,17 @@ class Storage(Protocol):
         """Each event type ingested (duplicates not counted again) since ``since``: (count,
         last ingest time). Counts may be kept by the hour: they may then include events of
         the hour ``since`` falls in. Pruning drops what is older than its cutoff."""
+        ...
+
+    async def window_seqs(self, since: float, until: float | None) -> tuple[int, int]:
+        """A delivery sequence range [lo, hi) holding every delivery created in [since,
+        until), found without a scan (sequence order is creation order)."""
+        ...
+
+    async def failed(
+        self, webhook_id: str, since: float, until: float | None, after: int, before: int, limit: int, bodies: bool
+    ) -> list[Failed]:
+        """Up to ``limit`` failed deliveries of the webhook created in [since, until) with
+        ``after < seq < before``, oldest first; with ``bodies`` what a resend needs, else
+        their seq and lightweight flag only."""
         ...

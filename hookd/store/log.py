@@ -130,7 +130,7 @@ class LogReader:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response"
+                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.coalesced_item_ids"
                 " FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
                 (seq,),
             ).fetchone()
@@ -142,6 +142,7 @@ class LogReader:
             rec["body"] = r[19]
             rec["request"] = orjson.loads(r[20]) if r[20] else None
             rec["response"] = orjson.loads(r[21]) if r[21] else None
+            rec["coalesced_item_ids"] = orjson.loads(r[22]) if r[22] else []
             rec["attempt_log"] = [
                 {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
                  "error": a[4], "manual": bool(a[5])}

@@ -113,9 +113,14 @@ class NewDeliveries:
     alone: bool = False  # joined by no other
     rows: list[NewDelivery] = field(default_factory=list)
     taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
+    # (replaced item ids as JSON, delivery seq) of coalesced batches: a statement of their
+    # own, so the rows every other delivery writes stay as they are.
+    coalesced: list[tuple[bytes, int]] = field(default_factory=list)
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         insert_deliveries(conn, NEW_DELIVERY.pack(self.rows))
+        if self.coalesced:
+            conn.executemany("UPDATE payloads SET coalesced_item_ids = ? WHERE seq = ?", self.coalesced)
         if self.taken:
             packed = TAKEN.pack([Taken(seq, sorted(set(ps))) for seq, ps in self.taken.items()])
             CONSUME_CHUNKS.run(conn, packed)

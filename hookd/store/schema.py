@@ -71,7 +71,8 @@ CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, state, s
 CREATE TABLE IF NOT EXISTS payloads (
     seq INTEGER PRIMARY KEY,  -- the delivery's
     item_ids TEXT NOT NULL,
-    body BLOB  -- NULL once a lightweight-logs delivery has ended
+    body BLOB,  -- NULL once a lightweight-logs delivery has ended
+    coalesced_item_ids TEXT  -- a coalescing batch's replaced items (JSON), else NULL
 );
 
 CREATE TABLE IF NOT EXISTS attempts (
@@ -297,8 +298,11 @@ INSERT INTO payloads (seq, item_ids, body) SELECT seq, item_ids, body FROM deliv
 ALTER TABLE deliveries DROP COLUMN body;
 ALTER TABLE deliveries DROP COLUMN item_ids;
 """
+# Coalescing (schema version 4) lists a batch's replaced items beside its payload.
+MIGRATE_COALESCED = "ALTER TABLE payloads ADD COLUMN coalesced_item_ids TEXT;"
 # 3: api_webhooks. An older hookd would open the file and silently route without them.
-SCHEMA_VERSION = 3
+# 4: payloads.coalesced_item_ids. An older hookd would write coalesced batches it cannot list.
+SCHEMA_VERSION = 4
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:
@@ -316,6 +320,8 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
         steps.append(MIGRATE_ITEMS)
     if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
         steps.append(MIGRATE_PAYLOADS)
+    if not any(r[1] == "coalesced_item_ids" for r in conn.execute("PRAGMA table_info(payloads)")):
+        steps.append(MIGRATE_COALESCED)
     if steps:  # dropping columns rewrites the deliveries table: say so before it starts
         log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
     try:

@@ -12,9 +12,9 @@ import orjson
 
 from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store import ops
+from hookd.store import failed, ops
 from hookd.store.connection import Connection
-from hookd.store.interface import Counters, OpenBatch, Outcome, StorageLost, StoredWebhook
+from hookd.store.interface import Counters, Failed, OpenBatch, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
 from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
 from hookd.store.writer import Writer
@@ -149,6 +149,8 @@ class Store:
             fut = self._writer.submit(op, wait=True)
         assert fut is not None
         op.rows.append(new_delivery(d, lightweight))
+        if d.coalesced:
+            op.coalesced.append((orjson.dumps(list(d.coalesced)), d.seq))
         for item in consumed:
             op.taken.setdefault(item.seq, []).append(item.pos)
         return fut
@@ -271,3 +273,13 @@ class Store:
     async def seen_event_types(self, since: float) -> dict[str, tuple[int, float]]:
         """Each event type ingested since ``since``: (count, last ingest time), by the hour."""
         return await self.run(lambda c: ops.seen_event_types(c, since))
+
+    async def window_seqs(self, since: float, until: float | None) -> tuple[int, int]:
+        """A delivery sequence range [lo, hi) holding every delivery created in [since, until)."""
+        return await self.run(lambda c: failed.window_seqs(c, since, until))
+
+    async def failed(
+        self, webhook_id: str, since: float, until: float | None, after: int, before: int, limit: int, bodies: bool
+    ) -> list[Failed]:
+        """A page of the webhook's failed deliveries created in [since, until), oldest first."""
+        return await self.run(lambda c: failed.page(c, webhook_id, since, until, after, before, limit, bodies))
