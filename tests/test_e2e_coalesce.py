@@ -106,7 +106,7 @@ async def test_coalesce_needs_a_batching_webhook(
     assert proc.returncode == 1
     assert "coalesce = true needs batching other than 'per_occurrence'" in out.decode()
 
-    d = await app_factory(make_config([]))
+    d = await app_factory(make_config([], delivery={"allow_networks": ["127.0.0.0/8"]}))
     doc = {"id": "api", "url": receiver.url + "/api", "events": TRIGGERS, "coalesce": True}
     code, body = await d.request("POST", "/v1/webhooks", json=doc)
     assert (code, body["error"]["code"]) == (422, "invalid_webhook")
