@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hookd.config import ApiWebhook, Config, Webhook, field_names, key_path, plain_message
+from hookd.redact import redact_url
 from hookd.signing import new_secret
 
 MASK = "***"
@@ -63,9 +64,14 @@ def keep_masked(doc: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     place, so a client can send back the view it was shown without knowing the secrets.
 
     The places: ``secret`` (by position), ``auth.password|token|value`` (same auth type),
-    and ``headers.NAME`` (every header value is shown masked).
+    ``headers.NAME`` (every header value is shown masked), and ``url``, shown without its
+    ``user:password@`` and with credential-like query values as ``***``: the URL exactly as
+    shown keeps the stored one.
     """
     out = dict(doc)
+    url, old_url = out.get("url"), stored.get("url")
+    if isinstance(url, str) and isinstance(old_url, str) and url != old_url and url == _shown(old_url):
+        out["url"] = old_url
     secret, old_secret = out.get("secret"), _as_list(stored.get("secret"))
     if isinstance(secret, str):
         secret = [secret]
@@ -80,6 +86,13 @@ def keep_masked(doc: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     if isinstance(headers, dict) and isinstance(old_headers, dict):
         out["headers"] = {k: old_headers[k] if v == MASK and k in old_headers else v for k, v in headers.items()}
     return out
+
+
+def _shown(url: str) -> str | None:
+    try:
+        return redact_url(url)
+    except ValueError:
+        return None
 
 
 def _as_list(value: Any) -> list[Any]:
