@@ -116,6 +116,14 @@ class Browser:
         """Run JavaScript in the page."""
         return await asyncio.to_thread(self.driver.execute_script, source)
 
+    async def async_script(self, source: str) -> Any:
+        """Run JavaScript in the page that calls ``done(result)`` when it has its answer."""
+        return await asyncio.to_thread(self.driver.execute_async_script, "const done = arguments[0];\n" + source)
+
+    async def cdp(self, command: str, params: dict[str, Any]) -> Any:
+        """One Chrome DevTools Protocol command."""
+        return await asyncio.to_thread(self.driver.execute_cdp_cmd, command, params)
+
     async def screenshot(self, path: Path) -> None:
         """Save the whole page, 1280 px wide, as a PNG."""
 
