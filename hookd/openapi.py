@@ -295,7 +295,8 @@ class WebhookDocument(BaseModel):
 
     ``id`` is optional on POST (generated as ``wh_…``). ``secret = "generate"`` makes a
     ``whsec_`` secret shown once in the answer; ``env:``/``file:`` values are refused. A
-    secret sent back as ``***`` (as views show it) keeps the stored value.
+    secret sent back as ``***`` (as views show it) keeps the stored value, and so does a
+    ``url`` sent back exactly as views show it (without its credentials).
     """
 
     model_config = ConfigDict(extra="allow")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from hookd.config import ApiWebhook, Config, Webhook, field_names, key_path, plain_message
 from hookd.guard import literal_denied, parse_networks
+from hookd.redact import redact_url
 from hookd.signing import new_secret
 
 MASK = "***"
@@ -64,9 +65,15 @@ def keep_masked(doc: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     place, so a client can send back the view it was shown without knowing the secrets.
 
     The places: ``secret`` (by position), ``auth.password|token|value`` (same auth type),
-    and ``headers.NAME`` (every header value is shown masked).
+    ``headers.NAME`` (every header value is shown masked), and ``url``, shown without its
+    ``user:password@`` and with credential-like query values as ``***``: the URL exactly as
+    shown keeps the stored one.
     """
     out = dict(doc)
+    url, old_url = out.get("url"), stored.get("url")
+    hidden_token = stored.get("type") in ("slack", "discord")  # as Webhook.shown_url shows it
+    if isinstance(url, str) and isinstance(old_url, str) and url != old_url and url == _shown(old_url, hidden_token):
+        out["url"] = old_url
     secret, old_secret = out.get("secret"), _as_list(stored.get("secret"))
     if isinstance(secret, str):
         secret = [secret]
@@ -81,6 +88,13 @@ def keep_masked(doc: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     if isinstance(headers, dict) and isinstance(old_headers, dict):
         out["headers"] = {k: old_headers[k] if v == MASK and k in old_headers else v for k, v in headers.items()}
     return out
+
+
+def _shown(url: str, token_in_path: bool) -> str | None:
+    try:
+        return redact_url(url, token_in_path=token_in_path)
+    except ValueError:
+        return None
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -4,6 +4,7 @@ they hand out live in tests/support.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import tomli_w
 
 from hookd.config import Config
+from tests.browser import CHROMEDRIVER, CHROMIUM, Browser, start_chromium
 from tests.support import AppFactory, Daemon, DaemonFactory, InProcess, LogLines, MakeConfig, Proxy, Receiver
 
 
@@ -120,3 +122,19 @@ async def proxy_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable
     yield start
     for p in started:
         await p.stop()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    """Headless Chromium with a fresh profile; fails the test on a JavaScript error."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing)")
+    driver = await asyncio.to_thread(start_chromium, tmp_path / "chromium-profile")
+    b = Browser(driver)
+    try:
+        yield b
+        errors = await asyncio.to_thread(b.errors)
+        assert not errors, errors
+    finally:
+        await asyncio.to_thread(driver.quit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 from pathlib import Path
@@ -105,6 +106,34 @@ async def test_put_and_patch_apply_to_new_deliveries(
     code, patched = await d.request("PATCH", "/v1/webhooks/cust-1", json={"metadata": None})
     assert code == 200
     assert patched["metadata"] == {}
+
+
+async def test_put_of_the_view_keeps_the_urls_credentials(
+    make_config: MakeConfig, app_factory: AppFactory, receiver: Receiver
+) -> None:
+    """A PUT that sends back the URL as the view showed it (no user:password@, ``token=***``) keeps the stored URL."""
+    d = await app_factory(make_config())
+    secret_url = receiver.url.replace("http://", "http://svc:s3cret@") + "/in?token=abc&x=1"
+    code, _ = await d.request("POST", "/v1/webhooks", json=api_hook(secret_url))
+    assert code == 201
+    code, got = await d.request("GET", "/v1/webhooks/cust-1")
+    shown = got["config"]["url"]
+    assert "s3cret" not in shown
+    assert "abc" not in shown
+    code, put = await d.request("PUT", "/v1/webhooks/cust-1", json=got["config"] | {"name": "renamed"})
+    assert code == 200, put
+    assert put["config"]["url"] == shown
+    await d.send(ev(1))
+    (first,) = await receiver.wait_for(1, "/in")
+    assert first.query == {"token": "abc", "x": "1"}
+    assert first.headers["Authorization"] == "Basic " + base64.b64encode(b"svc:s3cret").decode()
+    # A URL that differs from the one shown is taken as written, credentials gone.
+    code, put = await d.request("PUT", "/v1/webhooks/cust-1", json=got["config"] | {"url": receiver.url + "/in?x=2"})
+    assert code == 200, put
+    await d.send(ev(2))
+    (_, second) = await receiver.wait_for(2, "/in")
+    assert second.query == {"x": "2"}
+    assert "Authorization" not in second.headers
 
 
 async def test_etag_and_if_match(make_config: MakeConfig, app_factory: AppFactory, receiver: Receiver) -> None:

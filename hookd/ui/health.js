@@ -10,7 +10,7 @@ import { ago, statusCell } from "./widgets.js";
 
 export function enabledBadge(w) {
   if (w.enabled) return h("span", { class: "badge health-on", "data-enabled": "true" }, h("span", { class: "badge-icon", "aria-hidden": "true" }, "●"), "Enabled");
-  const label = w.disabled_reason === "auto" ? "Disabled · auto" : "Disabled · config";
+  const label = w.disabled_reason === "auto" ? "Disabled · auto" : w.source === "api" ? "Disabled · settings" : "Disabled · config";
   return h("span", { class: "badge health-off", "data-enabled": "false", "data-reason": w.disabled_reason || "" },
     h("span", { class: "badge-icon", "aria-hidden": "true" }, "⊘"), label);
 }
@@ -21,6 +21,7 @@ export function disabledNote(w) {
     const n = w.consecutive_failures;
     return h("span", { class: "note" }, n ? `After ${n} consecutive failed deliveries; new items are kept.` : "New items are kept until it is enabled.");
   }
+  if (w.source === "api") return h("span", { class: "note" }, "Turn Enabled on in its settings (Edit) to route again.");
   return h("span", { class: "note" }, "Set enabled = true in the config file and reload.");
 }
 

@@ -9,11 +9,12 @@ import { go, parseRoute } from "./routes.js";
 import { loadScopes, scopesKey } from "./scopes.js";
 import { initToken } from "./token.js";
 import * as webhook from "./webhook.js";
+import * as form from "./webhook_form.js";
 import * as webhooks from "./webhooks.js";
 import { refreshTimes } from "./widgets.js";
 
 const REFRESH_MS = 2500;
-const VIEWS = { overview: webhooks, webhook, delivery };
+const VIEWS = { overview: webhooks, webhook, delivery, form };
 
 const view = $("view");
 // The load on its way, if any: {controller, navigated}. A navigation (or a forced refresh)
@@ -61,6 +62,8 @@ function showError(err) {
  */
 async function load(navigated, force) {
   if (inFlight && !navigated && !force) return;
+  // A view that holds the user's input (the webhook form) is loaded once per navigation.
+  if (!navigated && !force && VIEWS[parseRoute().name].refreshes === false) return;
   if (inFlight) {
     inFlight.controller.abort();
     // A forced refresh that cuts a navigation short finishes that navigation's work.

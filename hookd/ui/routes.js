@@ -1,11 +1,16 @@
 // The page's addresses: what location.hash names, the links to each view, and moving to one.
-// Views: #/ (webhooks), #/webhooks/{id}?state=&before= (deliveries), #/deliveries/{id}.
+// Views: #/ (webhooks), #/webhooks/{id}?state=&before= (deliveries), #/deliveries/{id},
+// and the webhook form: #/new-webhook and #/webhooks/{id}/edit. (Not #/webhooks/new: "new"
+// is a valid webhook id, whose page that address already is.)
 
 import { STATES } from "./format.js";
 
 export const enc = encodeURIComponent;
 
-/** The view the hash names: {name: "overview"}, {name: "webhook", id, state, before} or {name: "delivery", id}. */
+/**
+ * The view the hash names: {name: "overview"}, {name: "webhook", id, state, before},
+ * {name: "delivery", id} or {name: "form", id} (id null: a new webhook).
+ */
 export function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/";
   const [path, qs] = raw.split("?");
@@ -13,6 +18,8 @@ export function parseRoute() {
     try { return decodeURIComponent(p); } catch { return p; }
   });
   const q = new URLSearchParams(qs || "");
+  if (parts[0] === "new-webhook" && parts.length === 1) return { name: "form", id: null };
+  if (parts[0] === "webhooks" && parts[1] && parts[2] === "edit" && parts.length === 3) return { name: "form", id: parts[1] };
   if (parts[0] === "webhooks" && parts[1]) {
     const state = STATES.includes(q.get("state")) ? q.get("state") : "";
     return { name: "webhook", id: parts[1], state, before: q.get("before") || "" };
@@ -30,6 +37,10 @@ export function webhookHref(id, state, before) {
 }
 
 export const deliveryHref = (id) => `#/deliveries/${enc(id)}`;
+
+export const NEW_WEBHOOK_HREF = "#/new-webhook";
+
+export const editHref = (id) => `#/webhooks/${enc(id)}/edit`;
 
 /** Navigate to ``href``; going to the address already shown loads it afresh all the same. */
 export function go(href) {

@@ -1,11 +1,13 @@
 // View #/: every webhook with its health, counts by state and last attempt.
 
+import { canManage } from "./access.js";
 import { api } from "./api.js";
 import { h, link } from "./dom.js";
 import { STATES, STATE_META } from "./format.js";
 import { disabledNote, enableButton, enabledBadge, lastCell } from "./health.js";
 import { setCrumbs } from "./page.js";
-import { webhookHref } from "./routes.js";
+import { NEW_WEBHOOK_HREF, webhookHref } from "./routes.js";
+import { sourceMark } from "./webhook_actions.js";
 import { typeTag } from "./widgets.js";
 
 export const fetchData = (route, signal) => api("/v1/webhooks", { signal });
@@ -33,11 +35,14 @@ export function render(data, route, ctx) {
   const summary = [`${hooks.length} webhook${hooks.length === 1 ? "" : "s"}`];
   if (off) summary.push(`${off} disabled`);
   if (failed) summary.push(`${failed} failed deliver${failed === 1 ? "y" : "ies"}`);
-  const rows = hooks.map((w) => h("tr", { class: `row-link${w.enabled ? "" : " row-off"}`, "data-webhook": w.id, "data-href": webhookHref(w.id) },
+  const rows = hooks.map((w) => h("tr", {
+    class: `row-link${w.enabled ? "" : " row-off"}`, "data-webhook": w.id, "data-source": w.source, "data-href": webhookHref(w.id),
+  },
     h("td", { class: "cell-hook" },
       link(webhookHref(w.id), { class: "hook-name" }, w.name || w.id),
       w.name && w.name !== w.id ? h("span", { class: "hook-id mono" }, w.id) : null,
       typeTag(w.type),
+      sourceMark(w),
       h("div", { class: "hook-url", title: w.url }, w.url)),
     h("td", {}, enabledBadge(w), h("div", {}, disabledNote(w))),
     h("td", {}, countsStrip(w, true)),
@@ -45,12 +50,14 @@ export function render(data, route, ctx) {
     h("td", { class: "cell-actions" }, enableButton(w, ctx.refresh))));
   return h("section", { class: "overview" },
     h("div", { class: "page-head" },
-      h("div", {}, h("h1", {}, "Webhooks"), h("p", { class: "muted" }, summary.join(" · ")))),
+      h("div", {}, h("h1", {}, "Webhooks"), h("p", { class: "muted" }, summary.join(" · "))),
+      canManage() ? link(NEW_WEBHOOK_HREF, { class: "btn btn-primary", id: "new-webhook", "data-action": "new-webhook" }, "+ New webhook") : null),
     hooks.length
       ? h("div", { class: "card table-card" }, h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, h("th", {}, "Webhook"), h("th", {}, "Status"), h("th", {}, "Deliveries"),
           h("th", {}, "Last attempt"), h("th", { class: "cell-actions" }, h("span", { class: "sr-only" }, "Actions")))),
         h("tbody", {}, rows)))
-      : h("div", { class: "card empty" }, h("p", {}, "No webhooks are configured."),
-        h("p", { class: "muted" }, "Add a [[webhooks]] table to the config file and reload hookd.")));
+      : h("div", { class: "card empty" }, h("p", {}, "No webhooks yet."),
+        h("p", { class: "muted" }, canManage() ? "Create one with New webhook, or add a [[webhooks]] table to the config file and reload hookd."
+          : "Add a [[webhooks]] table to the config file and reload hookd.")));
 }
