@@ -402,3 +402,49 @@ async def test_egress_keys_are_the_operators(make_config: MakeConfig, app_factor
     code, body = await d.request("POST", "/v1/webhooks", json=doc)
     assert code == 422
     assert {p["path"] for p in body["error"]["details"]} == {"tls", "proxy"}
+
+
+async def test_only_manage_tokens_change_webhooks(
+    make_config: MakeConfig, app_factory: AppFactory, receiver: Receiver
+) -> None:
+    """A product's ingest client cannot add a destination; a reader cannot change one."""
+    tokens = [{"token": "ingest", "scopes": ["ingest"]}, {"token": "reader", "scopes": ["read"]}, "admin"]
+    d = await app_factory(make_config(server={"tokens": tokens}))
+    doc = api_hook(receiver.url)
+    for token in ("ingest", "reader"):
+        auth = {"Authorization": f"Bearer {token}"}
+        code, body = await d.request("POST", "/v1/webhooks", json=doc, headers=auth)
+        assert code == 403, token
+        assert body["error"]["code"] == "forbidden"
+    code, _ = await d.request("POST", "/v1/webhooks", json=doc, headers={"Authorization": "Bearer admin"})
+    assert code == 201
+    for method, path in (("PATCH", "/v1/webhooks/cust-1"), ("DELETE", "/v1/webhooks/cust-1"),
+                         ("POST", "/v1/webhooks/cust-1/test")):  # fmt: skip
+        code, _ = await d.request(method, path, json={}, headers={"Authorization": "Bearer reader"})
+        assert code == 403, (method, path)
+    code, body = await d.request("GET", "/v1/webhooks/cust-1", headers={"Authorization": "Bearer reader"})
+    assert code == 200
+
+
+CATALOGUE = [{"name": "ticket.created", "description": "A ticket was logged"}]
+
+
+async def test_api_webhooks_follow_the_catalogue(
+    make_config: MakeConfig, daemon_factory: DaemonFactory, receiver: Receiver
+) -> None:
+    config = make_config(event_types=CATALOGUE)
+    d = await daemon_factory(config)
+    code, body = await d.request("POST", "/v1/webhooks", json=api_hook(receiver.url, on="ticket.craeted"))
+    assert code == 422
+    (detail,) = body["error"]["details"]
+    assert detail["path"] == "events[0].on"
+    assert "did you mean 'ticket.created'" in detail["message"]
+    code, _ = await d.request("POST", "/v1/webhooks", json=api_hook(receiver.url, on="ticket.*"))
+    assert code == 201
+    # A catalogue that no longer lists what the API webhook listens to is refused on reload.
+    make_config(event_types=[{"name": "client.updated"}])
+    await d.signal(signal.SIGHUP)
+    failed = await d.wait_line("reload_failed")
+    assert any("cust-1" in e and "events[0].on" in e for e in failed["errors"]), failed
+    await d.send(ev(1))
+    await receiver.wait_for(1)

@@ -230,7 +230,8 @@ async def test_lightweight_logs_disable_resend(receiver: Receiver, make_config: 
 
 async def test_read_only_token_hides_resend_and_enable(receiver: Receiver, make_config: Callable[..., Path],
                                                        app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
-    """A token with only the read scope sees deliveries but no Resend or Enable; one with manage sees both."""
+    """A token with only the read scope sees deliveries but no Resend, Enable, New webhook or Send test; one
+    with manage sees them."""
     receiver.behave["/down"] = status(500)
     config = make_config([webhook("down", receiver.url + "/down", auto_disable_after=1)],
                          delivery={"retry_schedule": []},
@@ -249,11 +250,19 @@ async def test_read_only_token_hides_resend_and_enable(receiver: Receiver, make_
     await browser.script("location.hash = '#/'")
     await browser.text('tr[data-webhook="down"] [data-enabled="false"]', "Disabled · auto")
     assert await browser.script("return document.querySelectorAll('[data-action=\"enable\"]').length") == 0
+    assert await browser.script("return document.querySelectorAll('[data-action=\"new-webhook\"]').length") == 0
+    await browser.script("location.hash = '#/webhooks/down'")
+    await browser.text("h1", "down")
+    for action in ("test", "edit", "delete"):
+        assert await browser.script(f"return document.querySelectorAll('[data-action=\"{action}\"]').length") == 0
 
     await browser.click("#forget-token")  # the same tab, another token: the scopes are loaded again
     await browser.type("#token-input", "admin")
     await browser.click("#token-submit")
+    await browser.text('[data-action="test"]', "Send test")
+    await browser.script("location.hash = '#/'")
     await browser.text('tr[data-webhook="down"] [data-action="enable"]', "Enable")
+    await browser.text('[data-action="new-webhook"]', "New webhook")
     await browser.script(f"location.hash = '#/deliveries/{d['id']}'")
     await browser.text('[data-action="resend"]', "Resend")
 
