@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from hookd.batcher import Batcher, OpenBatch
 from hookd.config import Config, Webhook
-from hookd.ingest import TooLarge, read_limited
+from hookd.ingest import read_json
 from hookd.models import format_timestamp
 from hookd.recover import Recovery, RecoveryRunning, RecoveryStopped, Window, parse_window
 from hookd.responses import error, json_response
@@ -75,17 +74,9 @@ class BacklogRoutes:
         return json_response({"resent": done.resent, "skipped": done.skipped}, status=202)
 
     async def _window(self, request: web.Request) -> Window | web.Response:
-        if request.content_type != "application/json":
-            return error(415, "unsupported_media_type", "Content-Type must be application/json")
-        limit = self._config().server.max_body_bytes
-        try:
-            raw = await read_limited(request, limit)
-        except TooLarge:
-            return error(413, "body_too_large", f"the body is larger than {limit} bytes")
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        doc = await read_json(request, self._config().server.max_body_bytes)
+        if isinstance(doc, web.Response):
+            return doc
         got = parse_window(doc)
         if isinstance(got, list):
             return error(422, "invalid_request", f"{len(got)} problem(s) in the request", got)

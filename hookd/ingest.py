@@ -179,6 +179,20 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
         chunks.append(chunk)
 
 
+async def read_json(request: web.Request, limit: int, types: tuple[str, ...] = ("application/json",)) -> Any:
+    """An admin call's JSON body, or the error response to answer with (415, 413, 400)."""
+    if request.content_type not in types:
+        return error(415, "unsupported_media_type", f"Content-Type must be {' or '.join(types)}")
+    try:
+        raw = await read_limited(request, limit)
+    except TooLarge:
+        return error(413, "body_too_large", f"the body is larger than {limit} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+
+
 class Ingest:
     """The ingest endpoint's handler."""
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from hookd.config import Config, Webhook
 from hookd.deliver import Dispatcher
-from hookd.ingest import Routing, TooLarge, read_limited
+from hookd.ingest import Routing, read_json
 from hookd.manage import ApiWebhooks, Change, Conflict, ManagedByConfig, NotFound, StaleETag
 from hookd.models import IdFactory, Occurrence, format_timestamp, new_delivery
 from hookd.payloads import batch_body
@@ -134,17 +133,7 @@ class WebhookRoutes:
 
     async def _body(self, request: web.Request, types: tuple[str, ...]) -> Any:
         """The parsed JSON body, or the refusal to answer with."""
-        if request.content_type not in types:
-            return error(415, "unsupported_media_type", f"Content-Type must be {' or '.join(types)}")
-        limit = self._config.server.max_body_bytes
-        try:
-            raw = await read_limited(request, limit)
-        except TooLarge:
-            return error(413, "body_too_large", f"the body is larger than {limit} bytes")
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        return await read_json(request, self._config.server.max_body_bytes, types)
 
 
 def _refusal(exc: Exception, wid: str) -> web.Response:

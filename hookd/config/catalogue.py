@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import jsonschema_rs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
+from hookd.config.models import first_repeat
 from hookd.models import EVENT_NAME, MAX_NAME_LEN
 
 
@@ -95,9 +96,8 @@ class EventType(BaseModel):
 
 def unique_names(value: tuple[EventType, ...]) -> tuple[EventType, ...]:
     """Refuse a name catalogued twice."""
-    first: dict[str, int] = {}
-    for i, t in enumerate(value):
-        if t.name in first:
-            raise ValueError(f"duplicate event type {t.name!r} (event_types[{first[t.name]}] and event_types[{i}])")
-        first[t.name] = i
+    repeat = first_repeat(t.name for t in value)
+    if repeat:
+        name, a, b = repeat
+        raise ValueError(f"duplicate event type {name!r} (event_types[{a}] and event_types[{b}])")
     return value

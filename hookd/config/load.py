@@ -26,6 +26,7 @@ from hookd.config.models import (
     StorageConfig,
     Webhook,
     _Model,
+    first_repeat,
 )
 from hookd.config.references import _base_dir, _defer_unreadable
 
@@ -64,11 +65,9 @@ class Config(_Model):
     @field_validator("webhooks", mode="after")
     @classmethod
     def _unique(cls, value: tuple[Webhook, ...]) -> tuple[Webhook, ...]:
-        first: dict[str, int] = {}
-        for i, w in enumerate(value):
-            if w.id in first:
-                raise ValueError(f"duplicate webhook id {w.id!r} (webhooks[{first[w.id]}] and webhooks[{i}])")
-            first[w.id] = i
+        repeat = first_repeat(w.id for w in value)
+        if repeat:
+            raise ValueError(f"duplicate webhook id {repeat[0]!r} (webhooks[{repeat[1]}] and webhooks[{repeat[2]}])")
         return value
 
     @model_validator(mode="after")

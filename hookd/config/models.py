@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -402,6 +403,16 @@ class Webhook(_Model):
         if dupes:
             raise ValueError(f"webhook {self.id!r}: duplicate event ids {dupes}")
         return self
+
+
+def first_repeat(keys: Iterable[str]) -> tuple[str, int, int] | None:
+    """The first key given twice, with the positions of its first and second place."""
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key in first:
+            return key, first[key], i
+        first[key] = i
+    return None
 
 
 def split_listen(listen: str) -> tuple[str, int]:
