@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from signal import SIGTERM
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import aiohttp
 import orjson
@@ -171,6 +171,45 @@ def webhook(id: str, url: str, on: str = "*", **settings: Any) -> dict[str, Any]
     w: dict[str, Any] = {"id": id, "url": url, **settings}
     w.setdefault("events", [{"id": "t", "on": on}])
     return w
+
+
+class Run(NamedTuple):
+    """What one ``hookd`` command did."""
+
+    code: int
+    out: str
+    err: str
+
+
+async def hookd(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run ``hookd ARGS`` without blocking the loop (the receiver and daemon keep serving).
+
+    The caller's HOOKD_CONFIG and HOOKD_TOKEN are left out, so a verb finds the daemon only
+    as its arguments (and ``env``) say."""
+    base = {k: v for k, v in os.environ.items() if k not in ("HOOKD_CONFIG", "HOOKD_TOKEN")}
+    proc = await asyncio.create_subprocess_exec(
+        HOOKD,
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**base, **(env or {})},
+    )
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate(stdin)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def refused_start(config: Path) -> list[str]:
+    """Run ``hookd run -c CONFIG``, which must exit 1 at once; the errors of its last line
+    (``config_invalid``)."""
+    run = await hookd("run", "-c", str(config))
+    assert run.code == 1, run.out + run.err
+    line = json.loads((run.out + run.err).strip().splitlines()[-1])
+    assert line["event"] == "config_invalid", line
+    errors: list[str] = line["errors"]
+    return errors
 
 
 def free_port() -> int:

@@ -4,12 +4,11 @@ and spooled ones alike."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Any
 
-from tests.support import HOOKD, AppFactory, MakeConfig, Receiver, webhook
+from tests.support import AppFactory, MakeConfig, Receiver, hookd, webhook
 
 TRIGGERS = [{"id": "tickets", "on": "ticket.*"}]
 
@@ -22,17 +21,6 @@ def ticket(n: int, event: str = "ticket.created") -> dict[str, Any]:
 def seconds(a: str, b: str) -> float:
     """``b - a`` in seconds, for two RFC 3339 times."""
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-
-
-async def hookd(*args: str) -> tuple[int, str, str]:
-    """Run ``hookd ARGS``; (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        HOOKD, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(30):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_open_batches_of_both_kinds_are_listed_counted_and_flushed(

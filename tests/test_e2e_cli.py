@@ -8,42 +8,24 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.support import HOOKD, SECRET, AppFactory, DaemonFactory, MakeConfig, Receiver, free_port, status, webhook
-
-
-@dataclass
-class Run:
-    """What one ``hookd`` command did."""
-
-    code: int
-    out: str
-    err: str
-
-
-async def hookd(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Run:
-    """Run ``hookd ARGS`` without blocking the loop (the receiver and daemon keep serving)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("HOOKD_CONFIG", "HOOKD_TOKEN")}
-    proc = await asyncio.create_subprocess_exec(
-        HOOKD,
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**base, **(env or {})},
-    )
-    async with asyncio.timeout(30):
-        out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+from tests.support import (
+    SECRET,
+    AppFactory,
+    DaemonFactory,
+    MakeConfig,
+    Receiver,
+    free_port,
+    hookd,
+    status,
+    webhook,
+)
 
 
 def ticket(eid: str, oid: int = 4242) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support import HOOKD, AppFactory, Client, MakeConfig, Receiver, webhook
+from tests.support import AppFactory, Client, MakeConfig, Receiver, hookd, webhook
 
 # Failures are final at once, so each delivery's outcome is known as soon as it is tried.
 NO_RETRIES: dict[str, list[float]] = {"retry_schedule": []}
@@ -188,17 +188,6 @@ async def test_recover_refuses_bad_requests_with_the_error_body(
     assert (code, body["error"]["details"][0]["path"]) == (422, "until")
     code, body = await d.request("POST", "/v1/webhooks/r/recover", json=since)
     assert (code, body) == (202, {"resent": 0, "skipped": 0})
-
-
-async def hookd(*args: str) -> tuple[int, str, str]:
-    """Run ``hookd ARGS``; (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        HOOKD, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(30):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_hookd_recover_counts_and_resends(

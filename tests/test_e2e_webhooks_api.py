@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import AppFactory, DaemonFactory, MakeConfig, Receiver, ev, webhook
+from tests.support import AppFactory, DaemonFactory, MakeConfig, Receiver, ev, hookd, webhook
 
 pytestmark = pytest.mark.asyncio
 
@@ -331,8 +331,6 @@ async def test_restart_keeps_api_webhooks_and_sighup_leaves_them_alone(
 async def test_cli_webhooks_create_test_delete(
     make_config: MakeConfig, app_factory: AppFactory, receiver: Receiver, tmp_path: Path
 ) -> None:
-    from tests.test_e2e_cli import hookd
-
     d = await app_factory(make_config())
     toml = tmp_path / "hook.toml"
     toml.write_text(
