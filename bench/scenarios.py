@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 from harness import (
     BenchError,
+    CpuMeter,
     Daemon,
     Procs,
     Server,
@@ -122,26 +123,56 @@ def ms(xs: list[float]) -> dict[str, float]:
     return {"p50": pct(xs, 50), "p99": pct(xs, 99), "max": max(xs) if xs else math.nan, "n": len(xs)}
 
 
+@dataclass(frozen=True)
+class TimedRun:
+    """What ``timed_daemon_run`` measured: first and last POST, the receiver's stats, and the
+    daemon's CPU seconds (whole process and its event-loop thread) from the first POST until
+    it was idle again."""
+
+    first: float
+    last: float
+    stats: dict[str, Any]
+    cpu: float
+    cpu_loop: float
+    flushes: int = 0  # the store's group commits over the daemon's life (its "stopped" line)
+
+
 async def timed_daemon_run(
     ctx: Ctx, name: str, cfg: Any, warm: str, bodies: list[bytes], n: int, wait_seconds: float
-) -> tuple[float, dict[str, Any], float]:
-    """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items.
-
-    Returns (first POST time, the receiver's stats, last POST time); the daemon is stopped.
-    """
+) -> TimedRun:
+    """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items
+    and the daemon is idle; the daemon is stopped afterwards."""
     d = Daemon(ctx.procs, ctx.workdir, name, cfg)
     await d.start()
     try:
         await warm_daemon(ctx, d, warm)
 
-        async def work() -> tuple[float, dict[str, Any], float]:
+        async def work() -> TimedRun:
+            meter = CpuMeter(d.pid)
             posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
             st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds)
-            return posted.first, st, posted.last
+            await meter.settle()
+            cpu, loop = meter.used()
+            return TimedRun(posted.first, posted.last, st, cpu, loop)
 
-        return await with_spy(ctx, name, d, work())
+        run = await with_spy(ctx, name, d, work())
     finally:
-        await d.stop()
+        stopped = await d.stop()
+    return replace(run, flushes=int(stopped.get("flushes", 0)))
+
+
+def cpu_row(run: TimedRun, n: int) -> Row:
+    """The daemon's CPU per event, the loop thread's share beside it."""
+    per = run.cpu / n * 1e6
+    loop = run.cpu_loop / n * 1e6
+    return Row("", "  daemon CPU per event", f"{per:.1f} µs (loop {loop:.1f}, other threads {per - loop:.1f}; "
+               f"{run.flushes:,} group commits)")  # fmt: skip
+
+
+def cpu_figures(run: TimedRun, n: int) -> dict[str, float]:
+    """The CPU figures for results.json: seconds, and µs per event."""
+    return {"cpu_seconds": run.cpu, "cpu_loop_seconds": run.cpu_loop, "cpu_us_per_event": run.cpu / n * 1e6,
+            "cpu_loop_us_per_event": run.cpu_loop / n * 1e6, "flushes": run.flushes}  # fmt: skip
 
 
 async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[T]) -> T:
@@ -212,7 +243,8 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
         [webhook("unbatched", ctx.url("/r/unbatched"), "bench.*"), warm_hook(ctx, "warm-u")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    first, st, ingested = await timed_daemon_run(ctx, "unbatched", cfg, "warm-u", bodies, n, 60 + n / 100)
+    run = await timed_daemon_run(ctx, "unbatched", cfg, "warm-u", bodies, n, 60 + n / 100)
+    first, st, ingested = run.first, run.stats, run.last
     ceiling.append(await client_loop(ctx, f"ceil-u2-{ctx.run_id}", item_bodies))
     rate = n / (st["last"] - first)
     ceil = sum(ceiling) / len(ceiling)
@@ -220,8 +252,9 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
     ctx.rows.append(Row("1 unbatched", f"deliveries/s ({n:,} events)", fmt(rate), fmt(ceil), ratio, "≥ 0.8",
                         ratio >= 0.8))  # fmt: skip
     ctx.rows.append(Row("", "  ingest done after", fmt(ingested - first, " s", 2)))
+    ctx.rows.append(cpu_row(run, n))
     return {"n": n, "rate": rate, "ceilings": ceiling, "ceiling": ceil, "ratio": ratio,
-            "ingest_seconds": ingested - first, "seconds": st["last"] - first}  # fmt: skip
+            "ingest_seconds": ingested - first, "seconds": st["last"] - first, **cpu_figures(run, n)}  # fmt: skip
 
 
 # -- 2. batched -----------------------------------------------------------------------------------
@@ -252,7 +285,8 @@ async def batched(ctx: Ctx) -> dict[str, Any]:
                  max_items_per_batch=100), warm_hook(ctx, "warm-b")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    first, st, ingested = await timed_daemon_run(ctx, "batched", cfg, "warm-b", bodies, n, 60 + n / 1000)
+    run = await timed_daemon_run(ctx, "batched", cfg, "warm-b", bodies, n, 60 + n / 1000)
+    first, st, ingested = run.first, run.stats, run.last
     ceiling.sort()
     ceil = ceiling[len(ceiling) // 2]
     rate = n / (st["last"] - first)
@@ -262,8 +296,9 @@ async def batched(ctx: Ctx) -> dict[str, Any]:
     ingest_rate = n / (ingested - first)
     ctx.rows.append(Row("", "  ingest alone (202s)", fmt(ingest_rate), fmt(ceil), ingest_rate / ceil))
     ctx.rows.append(Row("", "  deliveries received", fmt(st["requests"])))
+    ctx.rows.append(cpu_row(run, n))
     return {"n": n, "rate": rate, "ceilings": ceiling, "ceiling": ceil, "ratio": ratio, "ingest_rate": ingest_rate,
-            "deliveries": st["requests"]}  # fmt: skip
+            "deliveries": st["requests"], **cpu_figures(run, n)}  # fmt: skip
 
 
 # -- 3. ingest latency ----------------------------------------------------------------------------
