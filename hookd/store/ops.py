@@ -21,6 +21,7 @@ from hookd.store.schema import (
     CHUNK,
     CONSUME_CHUNKS,
     DELETE_CONSUMED,
+    DELETE_TAKEN_WHOLE,
     DELIVERY_COLUMNS,
     DELIVERY_UPDATE,
     DROP_BODIES,
@@ -37,11 +38,11 @@ from hookd.store.schema import (
     Attempt,
     DeliveryUpdate,
     NewDelivery,
-    Taken,
     chunk_items,
     chunk_rows,
     delivery_from_row,
     new_delivery,
+    taken,
 )
 
 # -- writes ----------------------------------------------------------------------------
@@ -102,9 +103,18 @@ class NewDeliveries:
     def __call__(self, conn: sqlite3.Connection) -> None:
         insert_deliveries(conn, NEW_DELIVERY.pack(self.rows))
         if self.taken:
-            packed = TAKEN.pack([Taken(seq, sorted(set(ps))) for seq, ps in self.taken.items()])
-            CONSUME_CHUNKS.run(conn, packed)
-            DELETE_CONSUMED.run(conn, packed)
+            take_items(conn, self.taken)
+
+
+def take_items(conn: sqlite3.Connection, positions: dict[int, list[int]]) -> None:
+    """Mark the items at ``positions`` (chunk seq → positions) as taken by new batch
+    deliveries; chunks left empty go (see DELETE_TAKEN_WHOLE for the steps)."""
+    rows = [taken(seq, ps) for seq, ps in positions.items()]
+    packed = TAKEN.pack(rows)
+    seqs = orjson.dumps([r.seq for r in rows])
+    DELETE_TAKEN_WHOLE.run(conn, packed, seqs, orjson.dumps([r.n for r in rows]))
+    CONSUME_CHUNKS.run(conn, packed)
+    DELETE_CONSUMED.run(conn, packed, seqs)
 
 
 @dataclass(slots=True)
