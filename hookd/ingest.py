@@ -129,10 +129,9 @@ def plan(
                 chunk = chunks.get((wid, key))
                 if chunk is None:
                     chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
-                item = Item(
-                    id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
-                    body=body, batch_key=key, seq=chunk.seq, pos=chunk.count, deadline=chunk.deadline,
-                )  # fmt: skip
+                # Positional, in Item's field order (id, webhook_id, trigger, event, occurrence_id,
+                # body, batch_key, seq, pos, deadline): by keyword the call cost 0.5 µs more per item.
+                item = Item(item_id, wid, tid, occ.event, occ.id, body, key, chunk.seq, chunk.count, chunk.deadline)
                 chunk.count += 1
                 items.append((idx, item))
     return Plan(deliveries, items)

@@ -20,11 +20,12 @@ from hookd.store.schema import (
     ATTEMPT,
     CHUNK,
     CONSUME_CHUNKS,
+    DELETE_CHUNKS,
     DELETE_CONSUMED,
-    DELETE_TAKEN_WHOLE,
     DELIVERY_COLUMNS,
     DELIVERY_UPDATE,
     DROP_BODIES,
+    FIND_TAKEN_WHOLE,
     INSERT_ATTEMPTS,
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
@@ -108,13 +109,13 @@ class NewDeliveries:
 
 def take_items(conn: sqlite3.Connection, positions: dict[int, list[int]]) -> None:
     """Mark the items at ``positions`` (chunk seq → positions) as taken by new batch
-    deliveries; chunks left empty go (see DELETE_TAKEN_WHOLE for the steps)."""
-    rows = [taken(seq, ps) for seq, ps in positions.items()]
-    packed = TAKEN.pack(rows)
-    seqs = orjson.dumps([r.seq for r in rows])
-    DELETE_TAKEN_WHOLE.run(conn, packed, seqs, orjson.dumps([r.n for r in rows]))
+    deliveries; chunks left empty go (see FIND_TAKEN_WHOLE for the steps)."""
+    packed = TAKEN.pack([taken(seq, ps) for seq, ps in positions.items()])
+    (whole,) = FIND_TAKEN_WHOLE.run(conn, packed).fetchone()
+    if whole != "[]":
+        conn.execute(DELETE_CHUNKS, (whole,))
     CONSUME_CHUNKS.run(conn, packed)
-    DELETE_CONSUMED.run(conn, packed, seqs)
+    conn.execute(DELETE_CONSUMED, (orjson.dumps(list(positions)),))
 
 
 @dataclass(slots=True)
