@@ -110,9 +110,10 @@ def plan(
     # The request's items of one webhook and batch key share a store chunk (one row).
     chunks: dict[tuple[str, str], Chunk] = {}
     route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
+    new_id = ids.uuids()
     for idx, occ in enumerate(occurrences):
         for wid, tid in route(occ):
-            item_id = ids.uuid()
+            item_id = new_id()
             try:
                 body = builders[wid].body(occ, item_id, tid)
             except TypeError as exc:  # orjson: nesting past its limit (254 levels)

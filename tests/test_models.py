@@ -471,6 +471,29 @@ def test_uuid_random_bits_change_each_millisecond() -> None:
     assert drawn(second) != drawn(first[0])  # equal by chance once in 2^26
 
 
+def test_a_requests_id_source_reads_the_clock_once_and_keeps_ids_increasing() -> None:
+    """uuids() reads the clock when made: its ids carry that millisecond while the clock moves on, and ids of
+    sources and uuid() calls interleaved strictly increase in the order made."""
+    now = [10**18]
+    reads = []
+
+    def clock() -> int:
+        reads.append(now[0])
+        return now[0]
+
+    ids = IdFactory(clock_ns=clock)
+    first = ids.uuids()
+    now[0] += 5_000_000
+    made = [first() for _ in range(3)]
+    assert len(reads) == 1
+    assert {uuid.UUID(t).int >> 80 for t in made} == {10**18 // 1_000_000}
+    second = ids.uuids()
+    made += [second(), first(), ids.uuid(), second()]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert uuid.UUID(made[-1]).int >> 80 == 10**18 // 1_000_000 + 5
+
+
 def test_item_ids_are_uuid7_carrying_the_clock_time() -> None:
     """Item ids are RFC 9562 version-7 UUIDs whose first 48 bits are the creation time in ms."""
     now = [1_764_000_000_123_456_789]
