@@ -217,8 +217,11 @@ def parse_ts(iso: str) -> float:
 class Daemon:
     """One ``hookd run -c <generated config>`` child."""
 
-    def __init__(self, procs: Procs, workdir: Path, name: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, procs: Procs, workdir: Path, name: str, config: dict[str, Any], prefix: Sequence[str] = ()
+    ) -> None:
         self.procs = procs
+        self.prefix = list(prefix)  # run the daemon under this (valgrind, say)
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.dir / "hookd.toml"
@@ -246,7 +249,7 @@ class Daemon:
         """Spawn it and wait for its ``started`` line; return that line."""
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         self.spawned_at = time.time()
-        self.proc = self.procs.spawn([hookd_command(), "run", "-c", str(self.config_path)], self.log)
+        self.proc = self.procs.spawn([*self.prefix, hookd_command(), "run", "-c", str(self.config_path)], self.log)
         self.started = await self.wait_line("started", patience)
         self.port = int(self.started["port"])
         return self.started

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import callgrind
 import orjson
 from harness import (
     BenchError,
@@ -97,6 +98,7 @@ class Ctx:
     scale: Scale
     profile: bool
     profile_args: list[str] = field(default_factory=list)
+    callgrind: bool = False  # count the daemon's instructions (see callgrind.py)
     rows: list[Row] = field(default_factory=list)
     profiles: dict[str, Any] = field(default_factory=dict)
     keep: dict[str, Any] = field(default_factory=dict)  # state handed from one benchmark to the next
@@ -135,44 +137,69 @@ class TimedRun:
     cpu: float
     cpu_loop: float
     flushes: int = 0  # the store's group commits over the daemon's life (its "stopped" line)
+    instructions: dict[int, int] = field(default_factory=dict)  # under --callgrind: per thread, 1 the loop's
 
 
 async def timed_daemon_run(
     ctx: Ctx, name: str, cfg: Any, warm: str, bodies: list[bytes], n: int, wait_seconds: float
 ) -> TimedRun:
     """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items
-    and the daemon is idle; the daemon is stopped afterwards."""
-    d = Daemon(ctx.procs, ctx.workdir, name, cfg)
+    and the daemon is idle; the daemon is stopped afterwards. Under ``--callgrind`` the
+    daemon's instructions are counted over the same span."""
+    counted = ctx.workdir / name / "callgrind"
+    d = Daemon(ctx.procs, ctx.workdir, name, cfg, prefix=callgrind.prefix(counted) if ctx.callgrind else ())
+    slower = 50 if ctx.callgrind else 1
     await d.start()
     try:
         await warm_daemon(ctx, d, warm)
 
         async def work() -> TimedRun:
+            if ctx.callgrind:
+                callgrind.start(d.pid)
             meter = CpuMeter(d.pid)
             posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
-            st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds)
-            await meter.settle()
+            st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds * slower)
+            if ctx.callgrind:  # valgrind's own upkeep keeps an idle daemon busier
+                await meter.settle(patience=120.0, step=0.5, idle=0.05)
+                callgrind.stop(d.pid)
+            else:
+                await meter.settle()
             cpu, loop = meter.used()
             return TimedRun(posted.first, posted.last, st, cpu, loop)
 
         run = await with_spy(ctx, name, d, work())
     finally:
         stopped = await d.stop()
-    return replace(run, flushes=int(stopped.get("flushes", 0)))
+    counts = callgrind.instructions(counted, d.pid) if ctx.callgrind else {}
+    return replace(run, flushes=int(stopped.get("flushes", 0)), instructions=counts)
 
 
 def cpu_row(run: TimedRun, n: int) -> Row:
-    """The daemon's CPU per event, the loop thread's share beside it."""
+    """The daemon's CPU per event, the loop thread's share beside it; under --callgrind its
+    instructions per event instead (its CPU seconds there are valgrind's)."""
+    if run.instructions:
+        total = sum(run.instructions.values()) / n
+        loop = run.instructions.get(1, 0) / n
+        return Row("", "  daemon instructions per event", f"{total:,.0f} (loop {loop:,.0f}, other threads "
+                   f"{total - loop:,.0f}; {run.flushes:,} group commits)")  # fmt: skip
     per = run.cpu / n * 1e6
     loop = run.cpu_loop / n * 1e6
     return Row("", "  daemon CPU per event", f"{per:.1f} µs (loop {loop:.1f}, other threads {per - loop:.1f}; "
                f"{run.flushes:,} group commits)")  # fmt: skip
 
 
-def cpu_figures(run: TimedRun, n: int) -> dict[str, float]:
-    """The CPU figures for results.json: seconds, and µs per event."""
-    return {"cpu_seconds": run.cpu, "cpu_loop_seconds": run.cpu_loop, "cpu_us_per_event": run.cpu / n * 1e6,
-            "cpu_loop_us_per_event": run.cpu_loop / n * 1e6, "flushes": run.flushes}  # fmt: skip
+def cpu_figures(run: TimedRun, n: int) -> dict[str, Any]:
+    """The CPU figures for results.json: seconds, and µs per event (and instructions per
+    thread and per event under --callgrind)."""
+    out: dict[str, Any] = {
+        "cpu_seconds": run.cpu, "cpu_loop_seconds": run.cpu_loop, "cpu_us_per_event": run.cpu / n * 1e6,
+        "cpu_loop_us_per_event": run.cpu_loop / n * 1e6, "flushes": run.flushes,
+    }  # fmt: skip
+    if run.instructions:
+        out["instructions"] = {f"thread {t}": i for t, i in run.instructions.items()}
+        out["instructions_per_event"] = sum(run.instructions.values()) / n
+        out["loop_instructions_per_event"] = run.instructions.get(1, 0) / n
+    return out
 
 
 async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[T]) -> T:
