@@ -1,11 +1,11 @@
 """Counting the daemon's instructions with valgrind's callgrind while a benchmark drives it.
 
 On a machine shared with other work, rates and even CPU seconds move by 20-30 % from run to
-run (other processes take the cores, the caches and the other hyperthread). The number of
+run (other processes take the cores and the caches). The number of
 instructions executed for the same work does not: two runs of the same commit agree within
-about 2 %. So ``--callgrind`` runs the daemon under callgrind, counting only from the first
-POST until the daemon is idle again (start-up and warm-up run uninstrumented, at a few times
-native speed), and reports instructions per event, per thread. The daemon runs 30-50 times
+1-2 %. So ``--callgrind`` runs the daemon under callgrind, counting only from the first
+POST until the daemon is idle again (start-up and warm-up run uninstrumented, a few times
+slower than native), and reports instructions per event, per thread. The daemon runs 30-50 times
 slower meanwhile, and valgrind runs one thread at a time, so the rates of such a run mean
 nothing; its instruction counts compare commits.
 """
