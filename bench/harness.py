@@ -217,8 +217,11 @@ def parse_ts(iso: str) -> float:
 class Daemon:
     """One ``hookd run -c <generated config>`` child."""
 
-    def __init__(self, procs: Procs, workdir: Path, name: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, procs: Procs, workdir: Path, name: str, config: dict[str, Any], prefix: Sequence[str] = ()
+    ) -> None:
         self.procs = procs
+        self.prefix = list(prefix)  # run the daemon under this (valgrind, say)
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.dir / "hookd.toml"
@@ -246,7 +249,7 @@ class Daemon:
         """Spawn it and wait for its ``started`` line; return that line."""
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         self.spawned_at = time.time()
-        self.proc = self.procs.spawn([hookd_command(), "run", "-c", str(self.config_path)], self.log)
+        self.proc = self.procs.spawn([*self.prefix, hookd_command(), "run", "-c", str(self.config_path)], self.log)
         self.started = await self.wait_line("started", patience)
         self.port = int(self.started["port"])
         return self.started
@@ -490,7 +493,12 @@ def machine() -> dict[str, Any]:
     except Exception:
         hookd_version = "?"
     try:
-        root = BENCH_DIR.parent
+        # The checkout of the hookd this interpreter runs (another checkout's venv may run
+        # this bench against its own hookd).
+        import importlib.util
+
+        spec = importlib.util.find_spec("hookd")
+        root = Path(spec.origin).parent.parent if spec and spec.origin else BENCH_DIR.parent
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                                 check=False, capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "hookd"],
@@ -506,6 +514,41 @@ def machine() -> dict[str, Any]:
         "hookd": hookd_version,
         "commit": commit,
     }
+
+
+class CpuMeter:
+    """One process's CPU seconds (user + system) over an interval: the whole process, and its
+    main thread (hookd's event loop) apart from the others (aiosqlite's SQLite thread, the
+    log writer). CPU time, unlike a rate, holds still when other processes share the cores."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._pid = pid
+        self._proc = psutil.Process(pid)
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        t = self._proc.cpu_times()
+        main = sum(th.user_time + th.system_time for th in self._proc.threads() if th.id == self._pid)
+        return t.user + t.system, main
+
+    def used(self) -> tuple[float, float]:
+        """(whole process, main thread) CPU seconds since the meter started."""
+        total, main = self._read()
+        return total - self._start[0], main - self._start[1]
+
+    async def settle(self, patience: float = 10.0, step: float = 0.1, idle: float = 0.003) -> None:
+        """Wait until the process is idle (under ``idle`` CPU seconds per ``step``), so work
+        left after the last arrival (outcome commits, checkpoints) is counted too."""
+        deadline = time.monotonic() + patience
+        last = self.used()[0]
+        while time.monotonic() < deadline:
+            await asyncio.sleep(step)
+            now = self.used()[0]
+            if now - last < idle:
+                return
+            last = now
 
 
 class CpuWatch:

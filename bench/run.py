@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hookd's benchmark suite: ``python bench/run.py [--quick] [--only NAME ...] [--profile]``.
+"""hookd's benchmark suite: ``python bench/run.py [--quick] [--only NAME ...] [--profile | --callgrind]``.
 
 Starts a receiver, the real daemon (``hookd run``) with generated configs and the load
 generator, prints a table of figures against ceilings measured in the same run, and
@@ -25,6 +25,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import callgrind
 from harness import BenchError, CpuWatch, Procs, machine, session, start_server
 from scenarios import SCENARIOS as DAEMON_SCENARIOS
 from scenarios import Ctx, Row, Scale
@@ -60,14 +61,15 @@ async def run(args: argparse.Namespace, procs: Procs, workdir: Path) -> dict[str
     """Every selected benchmark, each bounded in time; failures are reported, not fatal."""
     scale = Scale.quick() if args.quick else Scale.full()
     names = args.only or list(SCENARIOS)
-    budget = 300.0 if args.quick else 1500.0  # per benchmark
+    budget = (300.0 if args.quick else 1500.0) * (10 if args.callgrind else 1)  # per benchmark
     results: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full", "scale": vars(scale)}
     m = results["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['platform']}")
     print(f"hookd {m['hookd']} ({m['commit']}), mode {results['mode']}, benchmarks: {', '.join(names)}\n", flush=True)
     receiver = await start_server(procs, workdir, "receiver", args.timeout + 60)
     async with session() as s:
-        ctx = Ctx(procs, workdir, args.out, receiver, s, scale, args.profile, args.profile_args.split())
+        ctx = Ctx(procs, workdir, args.out, receiver, s, scale, args.profile, args.profile_args.split(),
+                  callgrind=args.callgrind)  # fmt: skip
         for name in names:
             t0 = time.monotonic()
             print(f"[{time.strftime('%H:%M:%S')}] {name} …", flush=True)
@@ -111,6 +113,9 @@ def main() -> int:
                    help="sample the daemon with py-spy during the unbatched and batched runs "
                         "(their figures are then distorted; use for the profile only)")  # fmt: skip
     p.add_argument("--profile-args", default="", help="extra py-spy record flags, e.g. '--native' or '--gil'")
+    p.add_argument("--callgrind", action="store_true",
+                   help="count the daemon's instructions per event with valgrind's callgrind during the unbatched "
+                        "and batched runs (their rates are then meaningless; the counts compare commits)")  # fmt: skip
     p.add_argument("--strict", action="store_true", help="exit 3 when a figure misses its target")
     p.add_argument("--out", type=Path, default=OUT, help="where results, plot and profiles go (default bench/out)")
     p.add_argument("--workdir", type=Path, help="where daemons keep their stores (default: a new temp dir)")
@@ -118,6 +123,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, help="stop everything after this many seconds (default 600 quick, "
                    "3600 full)")  # fmt: skip
     args = p.parse_args()
+    if args.callgrind and (args.profile or not callgrind.available()):
+        p.error("--callgrind needs valgrind and callgrind_control installed, and cannot go with --profile")
     args.timeout = args.timeout or (600.0 if args.quick else 3600.0)
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="hookd-bench-", dir=args.workdir))
@@ -129,7 +136,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     mode = "quick" if args.quick else "full"
-    suffix = mode + ("-profile" if args.profile else "")
+    suffix = mode + ("-profile" if args.profile else "") + ("-callgrind" if args.callgrind else "")
     status = 0
     try:
         results = uvloop.run(asyncio.wait_for(run(args, procs, workdir), args.timeout))

@@ -12,14 +12,16 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import callgrind
 import orjson
 from harness import (
     BenchError,
+    CpuMeter,
     Daemon,
     Procs,
     Server,
@@ -96,6 +98,7 @@ class Ctx:
     scale: Scale
     profile: bool
     profile_args: list[str] = field(default_factory=list)
+    callgrind: bool = False  # count the daemon's instructions (see callgrind.py)
     rows: list[Row] = field(default_factory=list)
     profiles: dict[str, Any] = field(default_factory=dict)
     keep: dict[str, Any] = field(default_factory=dict)  # state handed from one benchmark to the next
@@ -122,26 +125,81 @@ def ms(xs: list[float]) -> dict[str, float]:
     return {"p50": pct(xs, 50), "p99": pct(xs, 99), "max": max(xs) if xs else math.nan, "n": len(xs)}
 
 
+@dataclass(frozen=True)
+class TimedRun:
+    """What ``timed_daemon_run`` measured: first and last POST, the receiver's stats, and the
+    daemon's CPU seconds (whole process and its event-loop thread) from the first POST until
+    it was idle again."""
+
+    first: float
+    last: float
+    stats: dict[str, Any]
+    cpu: float
+    cpu_loop: float
+    flushes: int = 0  # the store's group commits over the daemon's life (its "stopped" line)
+    instructions: dict[int, int] = field(default_factory=dict)  # under --callgrind: per thread, 1 the loop's
+
+
 async def timed_daemon_run(
     ctx: Ctx, name: str, cfg: Any, warm: str, bodies: list[bytes], n: int, wait_seconds: float
-) -> tuple[float, dict[str, Any], float]:
-    """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items.
-
-    Returns (first POST time, the receiver's stats, last POST time); the daemon is stopped.
-    """
-    d = Daemon(ctx.procs, ctx.workdir, name, cfg)
+) -> TimedRun:
+    """Start the daemon, warm it, post ``bodies`` and wait until channel ``name`` has ``n`` items
+    and the daemon is idle; the daemon is stopped afterwards. Under ``--callgrind`` the
+    daemon's instructions are counted over the same span."""
+    counted = ctx.workdir / name / "callgrind"
+    d = Daemon(ctx.procs, ctx.workdir, name, cfg, prefix=callgrind.prefix(counted) if ctx.callgrind else ())
+    slower = 50 if ctx.callgrind else 1
     await d.start()
     try:
         await warm_daemon(ctx, d, warm)
 
-        async def work() -> tuple[float, dict[str, Any], float]:
+        async def work() -> TimedRun:
+            if ctx.callgrind:
+                callgrind.start(d.pid)
+            meter = CpuMeter(d.pid)
             posted = await post_all(ctx.s, f"{d.base}/v1/events", bodies, POSTERS)
-            st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds)
-            return posted.first, st, posted.last
+            st = await wait_channel(ctx.s, ctx.receiver, name, n, wait_seconds * slower)
+            if ctx.callgrind:  # valgrind's own upkeep keeps an idle daemon busier
+                await meter.settle(patience=120.0, step=0.5, idle=0.05)
+                callgrind.stop(d.pid)
+            else:
+                await meter.settle()
+            cpu, loop = meter.used()
+            return TimedRun(posted.first, posted.last, st, cpu, loop)
 
-        return await with_spy(ctx, name, d, work())
+        run = await with_spy(ctx, name, d, work())
     finally:
-        await d.stop()
+        stopped = await d.stop()
+    counts = callgrind.instructions(counted, d.pid) if ctx.callgrind else {}
+    return replace(run, flushes=int(stopped.get("flushes", 0)), instructions=counts)
+
+
+def cpu_row(run: TimedRun, n: int) -> Row:
+    """The daemon's CPU per event, the loop thread's share beside it; under --callgrind its
+    instructions per event instead (its CPU seconds there are valgrind's)."""
+    if run.instructions:
+        total = sum(run.instructions.values()) / n
+        loop = run.instructions.get(1, 0) / n
+        return Row("", "  daemon instructions per event", f"{total:,.0f} (loop {loop:,.0f}, other threads "
+                   f"{total - loop:,.0f}; {run.flushes:,} group commits)")  # fmt: skip
+    per = run.cpu / n * 1e6
+    loop = run.cpu_loop / n * 1e6
+    return Row("", "  daemon CPU per event", f"{per:.1f} µs (loop {loop:.1f}, other threads {per - loop:.1f}; "
+               f"{run.flushes:,} group commits)")  # fmt: skip
+
+
+def cpu_figures(run: TimedRun, n: int) -> dict[str, Any]:
+    """The CPU figures for results.json: seconds, and µs per event (and instructions per
+    thread and per event under --callgrind)."""
+    out: dict[str, Any] = {
+        "cpu_seconds": run.cpu, "cpu_loop_seconds": run.cpu_loop, "cpu_us_per_event": run.cpu / n * 1e6,
+        "cpu_loop_us_per_event": run.cpu_loop / n * 1e6, "flushes": run.flushes,
+    }  # fmt: skip
+    if run.instructions:
+        out["instructions"] = {f"thread {t}": i for t, i in run.instructions.items()}
+        out["instructions_per_event"] = sum(run.instructions.values()) / n
+        out["loop_instructions_per_event"] = run.instructions.get(1, 0) / n
+    return out
 
 
 async def with_spy(ctx: Ctx, name: str, daemon: Daemon, work: Awaitable[T]) -> T:
@@ -212,7 +270,8 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
         [webhook("unbatched", ctx.url("/r/unbatched"), "bench.*"), warm_hook(ctx, "warm-u")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    first, st, ingested = await timed_daemon_run(ctx, "unbatched", cfg, "warm-u", bodies, n, 60 + n / 100)
+    run = await timed_daemon_run(ctx, "unbatched", cfg, "warm-u", bodies, n, 60 + n / 100)
+    first, st, ingested = run.first, run.stats, run.last
     ceiling.append(await client_loop(ctx, f"ceil-u2-{ctx.run_id}", item_bodies))
     rate = n / (st["last"] - first)
     ceil = sum(ceiling) / len(ceiling)
@@ -220,8 +279,9 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
     ctx.rows.append(Row("1 unbatched", f"deliveries/s ({n:,} events)", fmt(rate), fmt(ceil), ratio, "≥ 0.8",
                         ratio >= 0.8))  # fmt: skip
     ctx.rows.append(Row("", "  ingest done after", fmt(ingested - first, " s", 2)))
+    ctx.rows.append(cpu_row(run, n))
     return {"n": n, "rate": rate, "ceilings": ceiling, "ceiling": ceil, "ratio": ratio,
-            "ingest_seconds": ingested - first, "seconds": st["last"] - first}  # fmt: skip
+            "ingest_seconds": ingested - first, "seconds": st["last"] - first, **cpu_figures(run, n)}  # fmt: skip
 
 
 # -- 2. batched -----------------------------------------------------------------------------------
@@ -252,7 +312,8 @@ async def batched(ctx: Ctx) -> dict[str, Any]:
                  max_items_per_batch=100), warm_hook(ctx, "warm-b")],
         concurrency=4 * CONCURRENCY, per_webhook=CONCURRENCY,
     )  # fmt: skip
-    first, st, ingested = await timed_daemon_run(ctx, "batched", cfg, "warm-b", bodies, n, 60 + n / 1000)
+    run = await timed_daemon_run(ctx, "batched", cfg, "warm-b", bodies, n, 60 + n / 1000)
+    first, st, ingested = run.first, run.stats, run.last
     ceiling.sort()
     ceil = ceiling[len(ceiling) // 2]
     rate = n / (st["last"] - first)
@@ -262,8 +323,9 @@ async def batched(ctx: Ctx) -> dict[str, Any]:
     ingest_rate = n / (ingested - first)
     ctx.rows.append(Row("", "  ingest alone (202s)", fmt(ingest_rate), fmt(ceil), ingest_rate / ceil))
     ctx.rows.append(Row("", "  deliveries received", fmt(st["requests"])))
+    ctx.rows.append(cpu_row(run, n))
     return {"n": n, "rate": rate, "ceilings": ceiling, "ceiling": ceil, "ratio": ratio, "ingest_rate": ingest_rate,
-            "deliveries": st["requests"]}  # fmt: skip
+            "deliveries": st["requests"], **cpu_figures(run, n)}  # fmt: skip
 
 
 # -- 3. ingest latency ----------------------------------------------------------------------------

@@ -113,9 +113,10 @@ def plan(
     # The request's items of one webhook and batch key share a store chunk (one row).
     chunks: dict[tuple[str, str], Chunk] = {}
     route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
+    new_id = ids.uuids()
     for idx, occ in enumerate(occurrences):
         for wid, tid in route(occ):
-            item_id = ids.uuid()
+            item_id = new_id()
             try:
                 body = builders[wid].body(occ, item_id, tid)
             except TypeError as exc:  # orjson: nesting past its limit (254 levels)
@@ -132,10 +133,9 @@ def plan(
                 chunk = chunks.get((wid, key))
                 if chunk is None:
                     chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
-                item = Item(
-                    id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
-                    body=body, batch_key=key, seq=chunk.seq, pos=chunk.count, deadline=chunk.deadline,
-                )  # fmt: skip
+                # Positional, in Item's field order (id, webhook_id, trigger, event, occurrence_id,
+                # body, batch_key, seq, pos, deadline): by keyword the call cost 0.5 µs more per item.
+                item = Item(item_id, wid, tid, occ.event, occ.id, body, key, chunk.seq, chunk.count, chunk.deadline)
                 chunk.count += 1
                 items.append((idx, item))
     return Plan(deliveries, items)

@@ -50,12 +50,15 @@ class IdFactory:
 
     Item ids are UUIDv7 (RFC 9562): sortable by creation time, unique across processes.
     uuid4() costs about 2 µs, which the batched hot path cannot spare per event, so the
-    bits are put together here: a 42-bit counter seeded at random each millisecond (the
-    RFC's "fixed bit-length dedicated counter", §6.2 method 1) keeps ids of one process
-    strictly increasing, and 32 random bits per id keep processes apart.
+    text is put together here by the RFC's "monotonic random" method (§6.2, method 2):
+    each millisecond draws 73 fresh random bits (rand_a and rand_b, its low 48 bits with
+    the top one clear), and each further id within it adds one to them. Only the low 48
+    bits move, and they are the text's last group, so an id costs one 12-digit format; the
+    other 20 digits are formatted once per millisecond. Ids of one process strictly
+    increase; 26 + 47 random bits per millisecond keep processes apart.
     """
 
-    _COUNTER_BITS = 42
+    _COUNTER_BITS = 48  # the low bits of rand_b that count; the text's last group
 
     def __init__(self, clock_ns: Callable[[], int] = time.time_ns) -> None:
         r = os.urandom(8).hex()
@@ -65,34 +68,48 @@ class IdFactory:
         self._random = random.Random(os.urandom(16))
         self._ms = -1
         self._counter = 0
-        self._tail = 0  # the random 32 bits, drawn with each millisecond's counter seed
-        self._head = (-1, "")  # (counter >> 30, the text of the first 64 bits) for this ms
+        self._head = ""  # the text of the first 80 bits (and their hyphens) for this ms
         # Not about ids: the per-process cache validate_events needs. It rides on the factory
         # every caller already passes, so their calls stay as they are.
         self.event_names = EventNames()
 
     def uuid(self) -> str:
         """A UUIDv7 (item ids): time-ordered, and strictly increasing within this process."""
+        return self.uuids()()
+
+    def uuids(self) -> Callable[[], str]:
+        """UUIDv7s for one request's items: the clock is read once, when this is called, and
+        each id after that only counts (0.47 µs an id; 0.7 with a clock read each, and 1.2 with
+        the bits put together for each id, as before this layout).
+        Ids from every source and every ``uuid()`` call strictly increase in the order made."""
         ms = self._clock_ns() // 1_000_000
         if ms > self._ms:
-            self._ms = ms
-            # Seeded with the top bit clear, so a burst within one millisecond has room to count.
-            self._counter = self._random.getrandbits(self._COUNTER_BITS - 1)
-            self._tail = self._random.getrandbits(32)
-            self._head = (-1, "")
-        else:
-            self._counter += 1
-            if self._counter >> self._COUNTER_BITS:  # 2^41 ids in one ms: borrow the next one
-                self._ms += 1
-                self._counter = 0
-                self._head = (-1, "")
-        c = self._counter
-        # unix_ts_ms(48) ver(4)=7 rand_a(12)=counter high | var(2)=0b10 rand_b(62)=counter low(30) + tail(32)
-        if self._head[0] != c >> 30:
-            h = f"{(self._ms << 16) | 0x7000 | (c >> 30):016x}"
-            self._head = (c >> 30, f"{h[:8]}-{h[8:12]}-{h[12:]}-")
-        lo = f"{(0b10 << 62) | ((c & 0x3FFFFFFF) << 32) | self._tail:016x}"
-        return f"{self._head[1]}{lo[:4]}-{lo[4:]}"
+            self._start(ms)
+            self._counter -= 1  # the first id takes the drawn value itself
+        # Otherwise the same millisecond, or the clock stepped back: count on from the last id.
+
+        bits = self._COUNTER_BITS
+
+        def next_id() -> str:
+            n = self._counter + 1
+            if n >> bits:  # 2^47 ids in one ms: borrow the next one
+                self._start(self._ms + 1)
+                n = self._counter
+            self._counter = n
+            return f"{self._head}{n:012x}"
+
+        return next_id
+
+    def _start(self, ms: int) -> None:
+        """Draw a millisecond's random bits and format the text that stays fixed within it."""
+        self._ms = ms
+        bits = self._random.getrandbits(26 + self._COUNTER_BITS - 1)
+        # The counter's top bit starts clear, so a burst within one millisecond has room to count.
+        self._counter = bits & ((1 << (self._COUNTER_BITS - 1)) - 1)
+        high = bits >> (self._COUNTER_BITS - 1)  # 12 bits of rand_a, 14 of rand_b's top
+        # unix_ts_ms(48) ver(4)=7 rand_a(12) | var(2)=0b10 rand_b(62) = 14 random + the counter's 48
+        h = f"{(ms << 16) | 0x7000 | (high >> 14):016x}"
+        self._head = f"{h[:8]}-{h[8:12]}-{h[12:]}-{0x8000 | (high & 0x3FFF):04x}-"
 
     def delivery(self, seq: int) -> str:
         """A delivery's id: its store sequence number plus this process's tag.

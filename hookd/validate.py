@@ -41,11 +41,16 @@ def _parse_time(value: str) -> str:
 # double into 0.0, silently (one above the largest it refuses as infinity). hookd refuses
 # all three (422) rather than pass a changed number on. Writing one of the silent two takes
 # 19 digits in a row or a negative exponent of three digits, so a body orjson parsed is
-# first searched for those, at the cost of one translate and two finds: the common body
-# never pays for the exact check (the standard library's parser, with hooks that see each
-# number's text).
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+# first screened for those: one translate maps every digit to 0, e and E to e, keeps -, and
+# makes every other byte a space; two substring searches then look for 19 zeros and for
+# "0e-000". About 0.4 µs per 300-byte event (the translate half of it; searching the raw
+# body for "e-" alone took longer, as letters e are common); regular expressions for the
+# same took 2 to 15 µs. The common body never pays for the exact check (the standard
+# library's parser, with hooks that see each number's text).
+_SCREENED = {ord("-"): ord("-"), ord("e"): ord("e"), ord("E"): ord("e")} | {ord(d): ord("0") for d in "0123456789"}
+_SCREEN = bytes(_SCREENED.get(b, ord(" ")) for b in range(256))
 _LONG_DIGITS = b"0" * 19
+_SMALL_EXPONENT = b"0e-000"
 _I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 _SHOWN = 40  # characters of an offending number quoted in the message
 
@@ -59,15 +64,8 @@ class _Inexact:
 
 
 def _suspect(raw: bytes) -> bool:
-    t = raw.translate(_DIGITS_TO_ZERO)
-    if _LONG_DIGITS in t:
-        return True
-    i = t.find(b"0e-")
-    while i >= 0:
-        if t[i + 3 : i + 6] == b"000":
-            return True
-        i = t.find(b"0e-", i + 3)
-    return False
+    t = raw.translate(_SCREEN)
+    return _LONG_DIGITS in t or _SMALL_EXPONENT in t
 
 
 def _exact_int(text: str) -> Any:

@@ -63,6 +63,10 @@ def test_plan_puts_a_requests_items_of_one_key_in_one_chunk() -> None:
     ]
     assert c.deadlines == [("a", "e:ticket.created", NOW), ("b", "*", NOW), ("a", "e:ticket.updated", NOW)]
     assert all(orjson.loads(i.body)["id"] == i.id for _, i in p.items)
+    assert [(i.trigger, i.event, i.occurrence_id) for _, i in p.items] == [
+        ("all", events[idx], f"evt_{idx}") for idx, _ in p.items
+    ]
+    assert len({i.id for _, i in p.items}) == len(p.items)
 
 
 def test_plan_makes_a_delivery_per_item_of_an_unbatched_webhook() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -439,16 +440,58 @@ def test_uuid_unique_within_and_across_factories() -> None:
     assert all(m.startswith("dlv_") for m in made)
 
 
-def test_uuid_past_counter_boundaries() -> None:
-    """UUIDs stay well-formed, distinct and ordered where the counter's low 30 bits carry into rand_a."""
+def test_uuid_at_the_end_of_a_milliseconds_counter() -> None:
+    """The last ids a millisecond's counter holds, and the ids after it (the next millisecond), stay well-formed,
+    distinct and ordered."""
     ids = IdFactory(clock_ns=lambda: 10**18)
     ids.uuid()
-    ids._counter = (1 << 30) - 3
+    ids._counter = (1 << IdFactory._COUNTER_BITS) - 3
     got = [ids.uuid() for _ in range(6)]
     assert len(set(got)) == 6
     assert got == sorted(got)
+    assert [uuid.UUID(t).int >> 80 for t in got] == [10**18 // 1_000_000] * 2 + [10**18 // 1_000_000 + 1] * 4
     for text in got:
-        assert uuid.UUID(text).version == 7
+        u = uuid.UUID(text)
+        assert (u.version, u.variant, str(u)) == (7, uuid.RFC_4122, text)
+
+
+def test_uuid_random_bits_change_each_millisecond() -> None:
+    """Each millisecond draws new random bits (rand_a and rand_b), so ids of two processes in the same millisecond
+    do not follow one pattern; within a millisecond only the low bits count up."""
+    now = [10**18]
+    ids = IdFactory(clock_ns=lambda: now[0])
+    first = [uuid.UUID(ids.uuid()).int for _ in range(3)]
+    assert [x - first[0] for x in first] == [0, 1, 2]
+    now[0] += 1_000_000
+    second = uuid.UUID(ids.uuid()).int
+
+    def drawn(x: int) -> tuple[int, int]:  # rand_a, and rand_b's 14 bits above the counter
+        return x >> 64 & 0xFFF, x >> 48 & 0x3FFF
+
+    assert drawn(second) != drawn(first[0])  # equal by chance once in 2^26
+
+
+def test_a_requests_id_source_reads_the_clock_once_and_keeps_ids_increasing() -> None:
+    """uuids() reads the clock when made: its ids carry that millisecond while the clock moves on, and ids of
+    sources and uuid() calls interleaved strictly increase in the order made."""
+    now = [10**18]
+    reads = []
+
+    def clock() -> int:
+        reads.append(now[0])
+        return now[0]
+
+    ids = IdFactory(clock_ns=clock)
+    first = ids.uuids()
+    now[0] += 5_000_000
+    made = [first() for _ in range(3)]
+    assert len(reads) == 1
+    assert {uuid.UUID(t).int >> 80 for t in made} == {10**18 // 1_000_000}
+    second = ids.uuids()
+    made += [second(), first(), ids.uuid(), second()]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert uuid.UUID(made[-1]).int >> 80 == 10**18 // 1_000_000 + 5
 
 
 def test_item_ids_are_uuid7_carrying_the_clock_time() -> None:
@@ -499,6 +542,7 @@ INEXACT = [
     (b'{"object": {"a": 1E+400}}', [(0, "object.a")]),
     (b'[{"object": {}}, {"object": {"x": {"y": -1e-9999}}, "action": {"n": 99999999999999999999}}]',
      [(1, "object.x.y"), (1, "action.n")]),
+    (b'{"object": {"a": 1.5E-0400, "b": 0.' + b"0" * 330 + b'1}}', [(0, "object.a"), (0, "object.b")]),
     (b"1e400", [(None, "")]),
     (b"[1e400]", [(0, "")]),
 ]  # fmt: skip
@@ -531,6 +575,21 @@ def test_exact_numbers_pass(raw: bytes) -> None:
     """Numbers a 64-bit integer or a double holds, and digits inside strings, are not reported."""
     assert validation.inexact_numbers(raw) == []
     assert validation.inexact_numbers(raw, orjson_refused=True) == []
+
+
+def test_common_bodies_skip_the_exact_check() -> None:
+    """The byte screen sends a body without long digit runs or three-digit negative exponents past the exact check
+    (dates, negative and decimal numbers, words with "e-" included), and every silently changed number into it."""
+    common = orjson.dumps([
+        {"id": f"evt-{i}", "event": "ticket.updated", "occurred_at": "2026-11-29T07:00:00.123+01:00",
+         "object": {"id": i, "n": -12345678901234567, "f": 1.5e-99, "g": -0.25, "s": "one-off e-mail E-100"}}
+        for i in range(100)
+    ])  # fmt: skip
+    assert not validation._suspect(common)
+    for raw, _ in INEXACT:
+        with contextlib.suppress(orjson.JSONDecodeError):  # an infinity: orjson refuses it, no screen needed
+            orjson.loads(raw)
+            assert validation._suspect(raw), raw
 
 
 def test_new_delivery_and_resend() -> None:

@@ -283,6 +283,26 @@ async def test_a_chunk_taken_in_several_batches_keeps_exact_count_even_if_an_ite
         assert await store.run(lambda c: c.execute("SELECT count(*) FROM chunks").fetchone()[0]) == 0
 
 
+async def test_one_flush_takes_from_fresh_and_partly_taken_chunks_counting_repeats_once(tmp_path: Path) -> None:
+    """Deliveries of one flush take a fresh chunk whole (it goes), part of a fresh chunk and the rest of a chunk
+    taken from before, each with a repeated item: every chunk's count and list of taken items stay exact."""
+    ids = IdFactory()
+    async with running_store(tmp_path / "t.db") as store:
+        whole, part, rest = _items(1, "a", 3), _items(2, "b", 4), _items(3, "c", 3)
+        for batch in (whole, part, rest):
+            await store.ingest([_occ(ids, None) for _ in batch], 1.0, [], list(enumerate(batch)))
+        await store.add_delivery(_delivery(ids, 1, b"[]"), False, [rest[0]])
+        f1 = store.add_delivery(_delivery(ids, 2, b"[]"), False, [whole[2], whole[0], whole[2], whole[1]])
+        f2 = store.add_delivery(_delivery(ids, 3, b"[]"), False, [part[3], part[1], part[3], rest[0], rest[2]])
+        await asyncio.gather(f1, f2)
+        rows = await store.run(lambda c: c.execute("SELECT seq, left, done FROM chunks ORDER BY seq").fetchall())
+        assert rows == [(2, 2, "1,3,"), (3, 1, "0,2,")]
+        found = await store.batch_items_many([("w", "a", 10), ("w", "b", 10), ("w", "c", 10)])
+        assert [_seen(f) for f in found] == [[], _seen([part[0], part[2]]), _seen([rest[1]])]
+        await store.add_delivery(_delivery(ids, 4, b"[]"), False, [part[0], part[2], rest[1], rest[1]])
+        assert await store.run(lambda c: c.execute("SELECT count(*) FROM chunks").fetchone()[0]) == 0
+
+
 async def test_empty_bodies_are_stored_as_empty_not_null(tmp_path: Path) -> None:
     """A statement whose bodies are all empty still stores empty bytes (substr of x'' is NULL)."""
     ids = IdFactory()

@@ -23,10 +23,12 @@ from hookd.store.schema import (
     ATTEMPT,
     CHUNK,
     CONSUME_CHUNKS,
+    DELETE_CHUNKS,
     DELETE_CONSUMED,
     DELIVERY_COLUMNS,
     DELIVERY_UPDATE,
     DROP_BODIES,
+    FIND_TAKEN_WHOLE,
     INSERT_ATTEMPTS,
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
@@ -42,11 +44,11 @@ from hookd.store.schema import (
     Attempt,
     DeliveryUpdate,
     NewDelivery,
-    Taken,
     chunk_items,
     chunk_rows,
     delivery_from_row,
     new_delivery,
+    taken,
 )
 
 # -- writes ----------------------------------------------------------------------------
@@ -122,9 +124,18 @@ class NewDeliveries:
         if self.coalesced:
             conn.executemany("UPDATE payloads SET coalesced_item_ids = ? WHERE seq = ?", self.coalesced)
         if self.taken:
-            packed = TAKEN.pack([Taken(seq, sorted(set(ps))) for seq, ps in self.taken.items()])
-            CONSUME_CHUNKS.run(conn, packed)
-            DELETE_CONSUMED.run(conn, packed)
+            take_items(conn, self.taken)
+
+
+def take_items(conn: sqlite3.Connection, positions: dict[int, list[int]]) -> None:
+    """Mark the items at ``positions`` (chunk seq → positions) as taken by new batch
+    deliveries; chunks left empty go (see FIND_TAKEN_WHOLE for the steps)."""
+    packed = TAKEN.pack([taken(seq, ps) for seq, ps in positions.items()])
+    (whole,) = FIND_TAKEN_WHOLE.run(conn, packed).fetchone()
+    if whole != "[]":
+        conn.execute(DELETE_CHUNKS, (whole,))
+    CONSUME_CHUNKS.run(conn, packed)
+    conn.execute(DELETE_CONSUMED, (orjson.dumps(list(positions)),))
 
 
 @dataclass(slots=True)
