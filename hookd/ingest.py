@@ -121,7 +121,10 @@ def plan(
                 ) from None
             mode = modes[wid]
             if mode == "per_occurrence":
-                d = new_delivery(ids, next_delivery_seq(), wid, body, [item_id], [occ.event], [tid], now)
+                d = new_delivery(
+                    ids, next_delivery_seq(), wid, body, [item_id], [occ.event], [tid], now,
+                    event_ids=[occ.id], object_ids=[occ.object.get("id")],
+                )  # fmt: skip
                 deliveries.append((idx, d, lightweight[wid]))
             else:
                 key = batch_key(mode, tid, occ.event)
@@ -132,6 +135,7 @@ def plan(
                 item = Item(
                     id=item_id, webhook_id=wid, trigger=tid, event=occ.event, occurrence_id=occ.id,
                     body=body, batch_key=key, seq=chunk.seq, pos=chunk.count, deadline=chunk.deadline,
+                    object_id=occ.object.get("id"),
                 )  # fmt: skip
                 chunk.count += 1
                 items.append((idx, item))

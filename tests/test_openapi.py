@@ -33,6 +33,7 @@ async def test_openapi_document_is_served_and_lists_every_v1_route(
         "/v1/webhooks/{id}/deliveries",
         "/v1/webhooks/{id}/enable",
         "/v1/webhooks/{id}/test",
+        "/v1/deliveries",
         "/v1/deliveries/{id}",
         "/v1/deliveries/{id}/resend",
     }

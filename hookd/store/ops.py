@@ -27,10 +27,14 @@ from hookd.store.schema import (
     INSERT_ATTEMPTS,
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
+    INSERT_OBJECTS,
     INSERT_OCCURRENCES,
     INSERT_PAYLOADS,
+    INSERT_SEARCH,
     NEW_DELIVERY,
     OCCURRENCE_ID,
+    PAYLOAD_KEYS,
+    PAYLOAD_OBJECTS,
     SEEN_OCCURRENCES,
     TAKEN,
     UPDATE_DELIVERIES,
@@ -85,9 +89,11 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
 
 
 def insert_deliveries(conn: sqlite3.Connection, packed: Packed) -> None:
-    """Write new deliveries (NEW_DELIVERY rows): their rows and their payloads."""
+    """Write new deliveries (NEW_DELIVERY rows): their rows, their payloads and their search keys."""
     INSERT_DELIVERIES.run(conn, packed)
     INSERT_PAYLOADS.run(conn, packed)
+    INSERT_SEARCH.run(conn, packed)
+    INSERT_OBJECTS.run(conn, packed)
 
 
 @dataclass(slots=True)
@@ -120,11 +126,8 @@ class Outcomes:
         """Add one attempt's rows."""
         self.attempts.append(attempt)
         earlier = self.updates.get(update.seq)
-        if earlier is not None:  # keep the request and response an attempt without them left alone
-            update = update._replace(
-                request=update.request if update.request is not None else earlier.request,
-                response=update.response if update.response is not None else earlier.response,
-            )
+        if earlier is not None and update.request is None:  # keep the request an earlier attempt recorded
+            update = update._replace(request=earlier.request)
         self.updates[update.seq] = update
 
     def __call__(self, conn: sqlite3.Connection) -> None:
@@ -161,6 +164,10 @@ def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> i
         (cutoff, kept, limit),
     ).fetchone()
     seqs = orjson.loads(found)
+    # The search rows first, while the payloads rows still name their keys.
+    pruned = "p.seq IN (SELECT value FROM json_each(?1))"
+    conn.execute(f"DELETE FROM search WHERE (key, seq) IN ({PAYLOAD_KEYS.format(where=pruned)})", (found,))
+    conn.execute(f"DELETE FROM search_objects WHERE (id, seq) IN ({PAYLOAD_OBJECTS.format(where=pruned)})", (found,))
     conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
     conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
     conn.execute("DELETE FROM payloads WHERE seq IN (SELECT value FROM json_each(?))", (found,))

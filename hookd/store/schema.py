@@ -11,6 +11,7 @@ import orjson
 import structlog
 
 from hookd.models import Delivery, Item
+from hookd.search import OBJECT_ROWS, delivery_keys, search_safe
 from hookd.store.packing import Layout
 
 log = structlog.get_logger("hookd.store")
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     resend_of TEXT,
     finished_at REAL,
     request TEXT,
-    response TEXT
+    response TEXT  -- schema 3 and older: the last response (now on each attempts row)
 );
 -- The one secondary index: lists, counts, start-up's open deliveries. Every other
 -- index would cost each delivery's insert and update on the hot path (SPEC §10).
@@ -71,8 +72,27 @@ CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, state, s
 CREATE TABLE IF NOT EXISTS payloads (
     seq INTEGER PRIMARY KEY,  -- the delivery's
     item_ids TEXT NOT NULL,
-    body BLOB  -- NULL once a lightweight-logs delivery has ended
+    body BLOB,  -- NULL once a lightweight-logs delivery has ended
+    -- Since schema 4 (NULL before): per item its occurrence id and object id (JSON arrays
+    -- parallel to item_ids), and the delivery's keys in search, to take them out again.
+    event_ids TEXT,
+    object_ids TEXT,
+    search_keys TEXT
 );
+
+-- The search index (SPEC §13, see hookd/search.py for the keys): one row per distinct key
+-- of a delivery, written with it; the only indexes besides deliveries_webhook. Found by
+-- key newest first, and removed with the delivery through its payloads row.
+CREATE TABLE IF NOT EXISTS search (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,  -- the delivery's
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_objects (
+    id NOT NULL,  -- an integer or a text: no affinity, so neither is turned into the other
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (id, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_seq INTEGER NOT NULL,
@@ -82,6 +102,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     status_code INTEGER,
     error TEXT,
     manual INTEGER NOT NULL,
+    response BLOB,  -- JSON, as attempt_log keeps it; empty under lightweight logs (schema 4)
     PRIMARY KEY (delivery_seq, n)
 ) WITHOUT ROWID;
 
@@ -108,7 +129,11 @@ CREATE TABLE IF NOT EXISTS webhook_state (
 
 
 class NewDelivery(NamedTuple):
-    """A new delivery (from ingest, a flushed batch or a resend): its deliveries and payloads rows."""
+    """A new delivery (from ingest, a flushed batch or a resend): its deliveries and payloads rows.
+
+    The per-item lists arrive as JSON text made by orjson, cut from the blob: nested in the
+    rows' JSON, SQLite 3.40 would parse and copy each list again for every column it fills.
+    """
 
     seq: int
     id: str
@@ -116,25 +141,40 @@ class NewDelivery(NamedTuple):
     webhook_id: str
     created_at: float
     next_at: float | None
-    item_ids: Sequence[str]
     events: Sequence[str]
     triggers: Sequence[str]
     lightweight: int
     manual: int
     resend_of: str | None
+    items: int
+    item_ids: bytes  # JSON arrays, parallel to each other
+    event_ids: bytes
+    object_ids: bytes
+    search_keys: bytes  # JSON array of the delivery's keys in search
     body: bytes
 
 
-NEW_DELIVERY = Layout(NewDelivery._fields, json=("item_ids", "events", "triggers"), blobs=("body",))
-INSERT_DELIVERIES = NEW_DELIVERY.insert(
-    "deliveries", skip=("item_ids", "body"), state="'pending'", items="json_array_length({item_ids})"
-)
+_LISTS = ("item_ids", "event_ids", "object_ids", "search_keys")
+NEW_DELIVERY = Layout(NewDelivery._fields, json=("events", "triggers"), texts=_LISTS, blobs=("body",))
+INSERT_DELIVERIES = NEW_DELIVERY.insert("deliveries", skip=(*_LISTS, "body"), state="'pending'")
 # The same rows, their bodies and item ids.
-INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", "item_ids", "body"))
+INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", *_LISTS, "body"))
+# Their rows in the search index: search_keys, and the object ids' rows made here.
+INSERT_SEARCH = NEW_DELIVERY.sql(
+    "INSERT OR IGNORE INTO search (key, seq) SELECT k.value, r.seq FROM"
+    " (SELECT {seq} AS seq, {search_keys} AS keys FROM json_each(?1)) AS r, json_each(r.keys) AS k"
+)
+INSERT_OBJECTS = NEW_DELIVERY.sql(
+    "WITH r AS MATERIALIZED (SELECT {seq} AS seq, {object_ids} AS objects FROM json_each(?1))"
+    " INSERT OR IGNORE INTO search_objects (id, seq) " + OBJECT_ROWS.format(rows="r", seq="r.seq", ids="r.objects")
+)
+# The index rows of the payloads rows ``p`` that match ``{where}``, to take them out again.
+PAYLOAD_KEYS = "SELECT k.value, p.seq FROM payloads p, json_each(p.search_keys) AS k WHERE {where}"
+PAYLOAD_OBJECTS = OBJECT_ROWS.format(rows="payloads p", seq="p.seq", ids="p.object_ids") + " AND {where}"
 
 
 class Attempt(NamedTuple):
-    """One attempt's attempts row."""
+    """One attempt's attempts row; ``response`` is JSON bytes, or None under lightweight logs."""
 
     delivery_seq: int
     n: int
@@ -143,15 +183,17 @@ class Attempt(NamedTuple):
     status_code: int | None
     error: str | None
     manual: int
+    response: bytes | None
 
 
-ATTEMPT = Layout(Attempt._fields)
+ATTEMPT = Layout(Attempt._fields, blobs=("response",))
 INSERT_ATTEMPTS = ATTEMPT.insert("attempts", verb="INSERT OR REPLACE")
 
 
 class DeliveryUpdate(NamedTuple):
-    """A delivery's state after an attempt. ``request`` and ``response`` are JSON bytes, or
-    None to keep what an earlier attempt recorded."""
+    """A delivery's state after an attempt. ``request`` is JSON bytes, or None to keep what
+    an earlier attempt recorded. (Each attempt's response is on its attempts row; the
+    deliveries row's ``response`` column is only read for deliveries of schema 3 and older.)"""
 
     seq: int
     state: str
@@ -163,10 +205,9 @@ class DeliveryUpdate(NamedTuple):
     finished_at: float | None
     drop_body: int  # 1: a lightweight-logs delivery that has ended, whose body goes
     request: bytes | None
-    response: bytes | None
 
 
-DELIVERY_UPDATE = Layout(DeliveryUpdate._fields, blobs=("request", "response"))
+DELIVERY_UPDATE = Layout(DeliveryUpdate._fields, blobs=("request",))
 UPDATE_DELIVERIES = DELIVERY_UPDATE.update("deliveries", "seq", skip=("drop_body",))
 DROP_BODIES = DELIVERY_UPDATE.sql(
     "UPDATE payloads SET body = NULL WHERE seq IN (SELECT {seq} FROM json_each(?1) WHERE {drop_body})"
@@ -219,11 +260,15 @@ SEEN_OCCURRENCES = OCCURRENCE_ID.sql("SELECT id FROM occurrences WHERE id IN (SE
 
 
 def new_delivery(d: Delivery, lightweight: bool) -> NewDelivery:
-    """The row of a new delivery."""
+    """The row of a new delivery, with its keys into the search index."""
+    keys = orjson.dumps(delivery_keys(d.item_ids, d.event_ids, d.events))
+    if b"\\u0000" in keys:  # SQLite's JSON functions would cut the key there: see search_safe
+        keys = orjson.dumps([search_safe(k) for k in orjson.loads(keys)])
     return NewDelivery(
         seq=d.seq, id=d.id, message_id=d.message_id, webhook_id=d.webhook_id, created_at=d.created_at,
-        next_at=d.next_at or None, item_ids=d.item_ids, events=d.events, triggers=d.triggers,
-        lightweight=int(lightweight), manual=int(d.manual), resend_of=d.resend_of, body=d.body,
+        next_at=d.next_at or None, events=d.events, triggers=d.triggers, lightweight=int(lightweight),
+        manual=int(d.manual), resend_of=d.resend_of, items=len(d.item_ids), item_ids=orjson.dumps(d.item_ids),
+        event_ids=orjson.dumps(d.event_ids), object_ids=orjson.dumps(d.object_ids), search_keys=keys, body=d.body,
     )  # fmt: skip
 
 
@@ -237,7 +282,7 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
         meta = []
         start = 1
         for i in members:
-            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body)])
+            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body), i.object_id])
             start += len(i.body)
         first = members[0]
         out.append(
@@ -253,12 +298,28 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
 def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str, bodies: bytes) -> list[Item]:
     """The items of a chunk row not yet taken by a batch, in order."""
     taken = {int(p) for p in done.split(",") if p}
-    return [
-        Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ,
-             body=bodies[a - 1 : a - 1 + n], batch_key=batch_key, seq=seq, pos=pos, deadline=deadline)
-        for pos, iid, trigger, event, occ, deadline, a, n in orjson.loads(meta)
-        if pos not in taken
-    ]  # fmt: skip
+    out = []
+    for m in orjson.loads(meta):
+        pos, iid, trigger, event, occ, deadline, a, n = m[:8]
+        if pos in taken:
+            continue
+        body = bodies[a - 1 : a - 1 + n]
+        # Chunks of schema 3 and older have no object id: it is the body's (every payload
+        # kind carries the envelope).
+        object_id = m[8] if len(m) > 8 else _object_id(body)
+        out.append(
+            Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ, body=body,
+                 batch_key=batch_key, seq=seq, pos=pos, deadline=deadline, object_id=object_id)
+        )  # fmt: skip
+    return out
+
+
+def _object_id(body: bytes) -> Any:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("object_id") if isinstance(doc, dict) else None
 
 
 # An items table of one row per item came before chunks (schema version 0).
@@ -275,8 +336,18 @@ INSERT INTO payloads (seq, item_ids, body) SELECT seq, item_ids, body FROM deliv
 ALTER TABLE deliveries DROP COLUMN body;
 ALTER TABLE deliveries DROP COLUMN item_ids;
 """
+# Attempts rows gained each attempt's response, payloads rows their occurrence and object
+# ids and search keys (schema 4; the search table itself is new, so CREATE makes it).
+MIGRATE_SEARCH = """
+ALTER TABLE payloads ADD COLUMN event_ids TEXT;
+ALTER TABLE payloads ADD COLUMN object_ids TEXT;
+ALTER TABLE payloads ADD COLUMN search_keys TEXT;
+"""
+MIGRATE_ATTEMPTS = "ALTER TABLE attempts ADD COLUMN response BLOB;"
 # 3: api_webhooks. An older hookd would open the file and silently route without them.
-SCHEMA_VERSION = 3
+# 4: the search index and each attempt's response: an older hookd would not index what it
+# writes (nor take it out again).
+SCHEMA_VERSION = 4
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:
@@ -294,6 +365,10 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
         steps.append(MIGRATE_ITEMS)
     if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
         steps.append(MIGRATE_PAYLOADS)
+    if not any(r[1] == "search_keys" for r in conn.execute("PRAGMA table_info(payloads)")):
+        steps.append(MIGRATE_SEARCH)
+    if not any(r[1] == "response" for r in conn.execute("PRAGMA table_info(attempts)")):
+        steps.append(MIGRATE_ATTEMPTS)
     if steps:  # dropping columns rewrites the deliveries table: say so before it starts
         log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
     try:
