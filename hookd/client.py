@@ -186,6 +186,8 @@ def render_delivery(rec: dict[str, Any]) -> str:
         result = a["status_code"] if a["status_code"] is not None else a.get("error") or "-"
         duration = f"{a['duration_ms']:.1f} ms" if a.get("duration_ms") is not None else "-"
         lines.append(f"  {a['n']:>3}  {a['started_at']}  {duration:>10}  {result!s:<8} {a.get('trigger', '')}")
+        if a.get("message"):  # why this attempt got no response
+            lines.append(f"       {a['message']}")
     if not rec.get("attempts"):
         lines.append("  none yet")
     req, resp = rec.get("request"), rec.get("response")

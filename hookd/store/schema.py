@@ -222,11 +222,11 @@ class Chunk(NamedTuple):
     batch_key: str | None  # never None for a batched item (the column refuses it)
     deadline: float
     left: int
-    meta: list[list[Any]]
+    meta: bytes  # JSON (see chunks), made by orjson and cut from the blob: SQLite need not parse it
     bodies: bytes
 
 
-CHUNK = Layout(Chunk._fields, json=("meta",), blobs=("bodies",))
+CHUNK = Layout(Chunk._fields, texts=("meta",), blobs=("bodies",))
 INSERT_CHUNKS = CHUNK.insert("chunks")
 
 
@@ -288,7 +288,7 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
         out.append(
             Chunk(
                 seq=seq, webhook_id=first.webhook_id, batch_key=first.batch_key,
-                deadline=min(i.deadline for i in members), left=len(members), meta=meta,
+                deadline=min(i.deadline for i in members), left=len(members), meta=orjson.dumps(meta),
                 bodies=b"".join(i.body for i in members),
             )
         )  # fmt: skip
