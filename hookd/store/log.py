@@ -121,8 +121,8 @@ class LogReader:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.event_ids,"
-                " p.object_ids FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
+                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.ids"
+                " FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
                 (seq,),
             ).fetchone()
             if r is None or r[1] != delivery_id:
@@ -133,8 +133,9 @@ class LogReader:
             rec["body"] = r[19]
             rec["request"] = orjson.loads(r[20]) if r[20] else None
             # Deliveries logged before schema 4 have no event or object ids.
-            rec["event_ids"] = orjson.loads(r[22]) if r[22] else []
-            rec["object_ids"] = orjson.loads(r[23]) if r[23] else []
+            ids = orjson.loads(r[22]) if r[22] else {}
+            rec["event_ids"] = ids.get("e", [])
+            rec["object_ids"] = ids.get("o", [])
             rec["attempt_log"] = [
                 {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
                  "error": a[4], "manual": bool(a[5]), "response": orjson.loads(a[6]) if a[6] else None}

@@ -15,7 +15,6 @@ import orjson
 
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store.interface import Counters, OpenBatch, StoredWebhook
-from hookd.store.packing import Packed
 from hookd.store.schema import (
     ATTEMPT,
     CHUNK,
@@ -42,6 +41,7 @@ from hookd.store.schema import (
     DeliveryUpdate,
     NewDelivery,
     Taken,
+    by_seq,
     chunk_items,
     chunk_rows,
     delivery_from_row,
@@ -64,7 +64,7 @@ def ingest(
     if fresh:
         INSERT_OCCURRENCES.run(conn, OCCURRENCE_ID.pack(fresh), received_at)
     if deliveries:
-        insert_deliveries(conn, NEW_DELIVERY.pack([new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes]))
+        insert_deliveries(conn, [new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes])
     if items:
         INSERT_CHUNKS.run(conn, CHUNK.pack(chunk_rows([it for i, it in items if i not in dupes])))
     return dupes
@@ -88,12 +88,16 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
     return dupes
 
 
-def insert_deliveries(conn: sqlite3.Connection, packed: Packed) -> None:
-    """Write new deliveries (NEW_DELIVERY rows): their rows, their payloads and their search keys."""
+def insert_deliveries(conn: sqlite3.Connection, rows: Sequence[NewDelivery]) -> None:
+    """Write new deliveries: their rows, their payloads and their rows in the search index."""
+    if not rows:
+        return
+    packed = NEW_DELIVERY.pack(rows)
     INSERT_DELIVERIES.run(conn, packed)
     INSERT_PAYLOADS.run(conn, packed)
-    INSERT_SEARCH.run(conn, packed)
-    INSERT_OBJECTS.run(conn, packed)
+    ids = by_seq(rows)
+    conn.execute(INSERT_SEARCH, (ids,))
+    conn.execute(INSERT_OBJECTS, (ids,))
 
 
 @dataclass(slots=True)
@@ -106,7 +110,7 @@ class NewDeliveries:
     taken: dict[int, list[int]] = field(default_factory=dict)  # chunk seq → positions
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        insert_deliveries(conn, NEW_DELIVERY.pack(self.rows))
+        insert_deliveries(conn, self.rows)
         if self.taken:
             packed = TAKEN.pack([Taken(seq, sorted(set(ps))) for seq, ps in self.taken.items()])
             CONSUME_CHUNKS.run(conn, packed)

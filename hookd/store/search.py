@@ -128,18 +128,21 @@ def _verifiers(q: DeliveryQuery) -> tuple[list[str], list[Verify]]:
     """Extra columns to read, and checks on them, for the ids whose index keys are shared."""
     columns: list[str] = []
     checks: list[Verify] = []
-    for column, wanted in (("item_ids", q.item_id), ("event_ids", q.event_id)):
+    for column, member, wanted in (("item_ids", None, q.item_id), ("ids", "e", q.event_id)):
         if wanted is not None:
             at = len(LIST_COLUMNS.split(",")) + len(columns)
             columns.append(f"(SELECT {column} FROM payloads WHERE seq = d.seq)")
-            checks.append(partial(_holds, at, wanted))
+            checks.append(partial(_holds, at, member, wanted))
     return columns, checks
 
 
-def _holds(at: int, wanted: str, row: Any) -> bool:
-    """Whether the JSON array in column ``at`` of ``row`` holds ``wanted`` (checked in Python:
-    SQLite's JSON functions cut a string at a NUL)."""
-    return bool(row[at]) and wanted in orjson.loads(row[at])
+def _holds(at: int, member: str | None, wanted: str, row: Any) -> bool:
+    """Whether the JSON array in column ``at`` of ``row`` (or in its ``member``) holds
+    ``wanted`` (checked in Python: SQLite's JSON functions cut a string at a NUL)."""
+    if not row[at]:
+        return False
+    found = orjson.loads(row[at])
+    return wanted in (found if member is None else found.get(member, []))
 
 
 def search(conn: sqlite3.Connection, q: DeliveryQuery) -> list[dict[str, Any]]:
