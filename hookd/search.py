@@ -23,7 +23,7 @@ indexed. The store makes these rows itself, in SQL, from the delivery's object i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -78,9 +78,11 @@ def type_key(event: str) -> str:
     return "t" + event
 
 
-def delivery_keys(item_ids: Iterable[str], event_ids: Iterable[str], events: Iterable[str]) -> list[str]:
+def delivery_keys(item_ids: Sequence[str], event_ids: Sequence[str], events: Sequence[str]) -> list[str]:
     """The distinct index keys of one delivery but its object keys (item_key, event_key and
     type_key of each, written out: this runs for every batch on the hot path)."""
+    if len(item_ids) == 1 and len(event_ids) == 1 and len(events) == 1:  # a delivery of its own
+        return ["i" + item_ids[0][:ITEM_PREFIX], "e" + event_ids[0][:-EVENT_TRIM], "t" + events[0]]
     # The slices go through map() in C, and only the distinct ones are prefixed: a third
     # of the time of a comprehension over all of them (measured).
     keys = ["i" + p for p in set(map(_ITEM_PREFIX, item_ids))]

@@ -14,7 +14,8 @@ import pytest
 from hookd.models import Delivery, IdFactory, Item, new_delivery
 from hookd.search import DeliveryQuery, delivery_keys, event_key, item_key, object_value, parse_query
 from hookd.store import Outcome, Store
-from hookd.store.schema import SCHEMA, SCHEMA_VERSION
+from hookd.store.schema import SCHEMA, SCHEMA_VERSION, by_seq
+from hookd.store.schema import new_delivery as schema_row
 from hookd.timespec import format_time, parse_duration, parse_since, parse_time
 from tests.support import running_store
 
@@ -255,3 +256,17 @@ async def test_spooled_items_keep_their_object_ids(tmp_path: Path) -> None:
             ("it-2", None),
             ("it-old", "C-9"),
         ]
+
+
+def test_a_rows_keys_and_object_ids_are_cut_out_of_its_ids_exactly() -> None:
+    """by_seq finds each row's object ids and keys inside its ids whatever the ids hold: an occurrence id with
+    ``,"o":`` in it, object ids that are objects with "o" and "k" keys."""
+    ids = IdFactory()
+    events = ['a,"o":[1],"k":["x"]', "b"]
+    objects = [{"o": [2], "k": ["y"]}, 'c,"k":"z"']
+    d = new_delivery(ids, 9, "w", b"[]", ["i1", "i2"], ["x.y"], ["t"], 1.0, event_ids=events, object_ids=objects)
+    row = schema_row(d, False)
+    keys, found = by_seq([row])
+    assert orjson.loads(keys) == {"9": delivery_keys(["i1", "i2"], events, ["x.y"])}
+    assert orjson.loads(found) == {"9": objects}
+    assert orjson.loads(row.ids) == {"e": events, "o": objects, "k": orjson.loads(keys)["9"]}

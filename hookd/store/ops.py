@@ -95,9 +95,9 @@ def insert_deliveries(conn: sqlite3.Connection, rows: Sequence[NewDelivery]) -> 
     packed = NEW_DELIVERY.pack(rows)
     INSERT_DELIVERIES.run(conn, packed)
     INSERT_PAYLOADS.run(conn, packed)
-    ids = by_seq(rows)
-    conn.execute(INSERT_SEARCH, (ids,))
-    conn.execute(INSERT_OBJECTS, (ids,))
+    keys, objects = by_seq(rows)
+    conn.execute(INSERT_SEARCH, (keys,))
+    conn.execute(INSERT_OBJECTS, (objects,))
 
 
 @dataclass(slots=True)

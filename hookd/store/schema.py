@@ -156,22 +156,29 @@ NEW_DELIVERY = Layout(NewDelivery._fields, json=("events", "triggers"), texts=_L
 INSERT_DELIVERIES = NEW_DELIVERY.insert("deliveries", skip=(*_LISTS, "body"), state="'pending'")
 # The same rows, their bodies and item ids.
 INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", *_LISTS, "body"))
-# Their rows in the search index, from by_seq's JSON object of each row's ids: its keys,
-# and the object ids' rows made here. Not read from the packed rows: there, each field
+# Their rows in the search index, from by_seq's JSON objects of each row's keys and of its
+# object ids (whose rows are made here). Not read from the packed rows: there, each field
 # costs SQLite 3.40 a copy and a parse of the whole row (about 2 µs, measured), which for
 # one-item deliveries cost more than the index rows themselves.
 INSERT_SEARCH = (
     "INSERT OR IGNORE INTO search (key, seq)"
-    " SELECT k.value, CAST(r.key AS INTEGER) FROM json_each(?1) AS r, json_each(r.value, '$.k') AS k"
+    " SELECT k.value, CAST(r.key AS INTEGER) FROM json_each(?1) AS r, json_each(r.value) AS k"
 )
 INSERT_OBJECTS = "INSERT OR IGNORE INTO search_objects (id, seq) " + OBJECT_ROWS.format(
-    rows="json_each(?1) AS r", seq="CAST(r.key AS INTEGER)", ids="r.value, '$.o'"
+    rows="json_each(?1) AS r", seq="CAST(r.key AS INTEGER)", ids="r.value"
 )
 
 
-def by_seq(rows: Sequence[NewDelivery]) -> bytes:
-    """``{"<seq>": <the row's ids>, …}``, as INSERT_SEARCH and INSERT_OBJECTS read them."""
-    return b"{" + b",".join(b'"%d":%s' % (r.seq, r.ids) for r in rows) + b"}"
+def by_seq(rows: Sequence[NewDelivery]) -> tuple[bytes, bytes]:
+    """``{"<seq>": [keys], …}`` and ``{"<seq>": [object ids], …}`` of the rows, as
+    INSERT_SEARCH and INSERT_OBJECTS read them: cut out of each row's ids, whose "o" follows
+    an array of strings (which cannot hold an unescaped ``,"o":``) and whose "k" is last."""
+    keys, objects = [], []
+    for r in rows:
+        o, k = r.ids.index(b',"o":'), r.ids.rindex(b',"k":')
+        keys.append(b'"%d":%s' % (r.seq, r.ids[k + 5 : -1]))
+        objects.append(b'"%d":%s' % (r.seq, r.ids[o + 5 : k]))
+    return b"{" + b",".join(keys) + b"}", b"{" + b",".join(objects) + b"}"
 
 
 # The index rows of the payloads rows ``p`` that match ``{where}``, to take them out again.
