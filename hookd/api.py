@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,8 +20,9 @@ from hookd.deliver import Dispatcher
 from hookd.egress import shown_proxy
 from hookd.messages import message_text
 from hookd.metrics import Metrics
-from hookd.models import IdFactory, format_timestamp, new_delivery
+from hookd.models import IdFactory, delivery_seq, format_timestamp, new_delivery
 from hookd.responses import error, json_response
+from hookd.search import parse_query
 from hookd.store import Storage
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
@@ -41,16 +43,27 @@ def present(rec: dict[str, Any], delivering: bool) -> dict[str, Any]:
     if delivering:
         out["state"] = "delivering"
     if "attempt_log" in out:
-        out["attempts"] = [
-            {**a, "started_at": _iso(a["started_at"]), "trigger": "manual" if a["manual"] else "scheduled"}
-            for a in out.pop("attempt_log")
-        ]
+        out["attempts"] = [_attempt(a) for a in out.pop("attempt_log")]
         body = out.pop("body")
         if out.get("request") is not None:
             out["request"]["body"] = body.decode("utf-8", "replace") if body else ""
             if out["request"]["method"] == "GET":
                 out["request"]["body"] = ""
     return out
+
+
+def _attempt(a: dict[str, Any]) -> dict[str, Any]:
+    """One attempt as the record shows it: its own response, or why it got none (SPEC §13);
+    ``response`` and ``message`` are null under lightweight logs."""
+    kept = a["response"]
+    answered = kept is not None and kept.get("status") is not None
+    return {
+        **a,
+        "started_at": _iso(a["started_at"]),
+        "trigger": "manual" if a["manual"] else "scheduled",
+        "response": {k: kept.get(k) for k in ("status", "headers", "body", "truncated")} if answered else None,
+        "message": kept.get("message") if kept is not None and not answered else None,
+    }
 
 
 def webhook_config(w: Webhook) -> dict[str, Any]:
@@ -102,6 +115,7 @@ class Api:
         app.router.add_get("/v1/webhooks/{id}", self.webhook)
         app.router.add_get("/v1/webhooks/{id}/deliveries", self.deliveries)
         app.router.add_post("/v1/webhooks/{id}/enable", self.enable)
+        app.router.add_get("/v1/deliveries", self.search)
         app.router.add_get("/v1/deliveries/{id}", self.delivery)
         app.router.add_post("/v1/deliveries/{id}/resend", self.resend)
         app.router.add_get("/v1/openapi.json", self.openapi)
@@ -219,6 +233,22 @@ class Api:
         nxt = str(rows[-1]["seq"]) if len(rows) == limit else None
         return json_response({"deliveries": [present(r, delivering(r["id"])) for r in rows], "next": nxt})
 
+    async def search(self, request: web.Request) -> web.Response:
+        """Deliveries of every webhook, newest first, filtered and paged by ``before`` (SPEC §13)."""
+        repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+        q, problems = parse_query({k: request.query[k] for k in request.query}, repeated)
+        if problems:
+            return error(400, "invalid_query", "bad query parameters", problems)
+        if q.state == "delivering":
+            # Only memory knows what is in an attempt right now.
+            hooks = [q.webhook] if q.webhook is not None else [w.id for w in self._config().webhooks]
+            held = [delivery_seq(i) for wid in hooks for i in self._dispatcher.health(wid).delivering]
+            q = replace(q, state=None, only=tuple(s for s in held if s is not None))
+        rows = await self._log.search(q)
+        nxt = str(rows[-1]["seq"]) if len(rows) == q.limit else None
+        delivering = self._dispatcher.delivering
+        return json_response({"deliveries": [present(r, delivering(r["id"])) for r in rows], "next": nxt})
+
     async def delivery(self, request: web.Request) -> web.Response:
         """One delivery's whole record."""
         rec = await self._log.delivery(request.match_info["id"])
@@ -245,6 +275,7 @@ class Api:
         d = new_delivery(
             self._ids, self._store.next_delivery_seq(), w.id, rec["body"], rec["item_ids"], rec["events"],
             rec["triggers"], self._now(), message_id=rec["message_id"], resend_of=rec["id"],
+            event_ids=rec["event_ids"], object_ids=rec["object_ids"],
         )  # fmt: skip
         d.coalesced = rec["coalesced_item_ids"]  # the same body: the same items left out of it
         await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once

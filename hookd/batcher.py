@@ -204,6 +204,8 @@ class Batcher:
             list(dict.fromkeys(i.event for i in items)),
             list(dict.fromkeys(i.trigger for i in items)),
             self._clock.now(),
+            event_ids=[i.occurrence_id for i in items],
+            object_ids=[i.object_id for i in items],
         )
 
     def _record(self, d: Delivery, items: list[Item]) -> None:

@@ -206,6 +206,18 @@ def _positive(value: str) -> int:
     return n
 
 
+def _when(value: str) -> float:
+    """A ``--since``/``--until`` time as unix seconds: RFC 3339, or a duration back from now."""
+    import time
+
+    from hookd.timespec import parse_since
+
+    try:
+        return parse_since(value, time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="hookd", description="Self-hosted outbound-webhook engine.")
@@ -254,14 +266,24 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("file", help="a JSON file of events, or - to read stdin")
     send.set_defaults(func=cmd_send)
     dl = with_client(verb(
-        "deliveries", "list deliveries, newest first",
-        "List the newest deliveries of every webhook together (or of one), newest first, as a table or as JSON.",
+        "deliveries", "list and search deliveries, newest first",
+        "List the newest deliveries of every webhook together, newest first, as a table or as JSON; the filters "
+        "combine (GET /v1/deliveries). A time T is RFC 3339 (2026-11-29T07:00:00Z) or a duration back from now: "
+        "90s, 15m, 2h, 7d, 1w.",
     ))  # fmt: skip
     dl.add_argument("--webhook", metavar="ID", help="only this webhook's deliveries")
     dl.add_argument(
         "--state", choices=["pending", "delivering", "retrying", "succeeded", "failed"],
         help="only deliveries in this state",
     )  # fmt: skip
+    dl.add_argument(
+        "--object-id", metavar="X", help='only deliveries carrying this object (4242 finds 4242 and "4242")'
+    )
+    dl.add_argument("--event", metavar="E", help="only deliveries carrying an event of this type")
+    dl.add_argument("--event-id", metavar="ID", help="only deliveries carrying this occurrence")
+    dl.add_argument("--item-id", metavar="ID", help="only the deliveries carrying this item")
+    dl.add_argument("--since", metavar="T", type=_when, help="only deliveries created at or after T")
+    dl.add_argument("--until", metavar="T", type=_when, help="only deliveries created before T")
     dl.add_argument("--limit", type=_positive, default=50, metavar="N", help="list the N newest (default 50)")
     dl.add_argument("--json", action="store_true", help="print the deliveries as a JSON array")
     dl.set_defaults(func=cmd_deliveries)

@@ -108,41 +108,36 @@ def cmd_send(args: argparse.Namespace) -> int:
 PAGE_LIMIT = 500
 
 
-def _webhook_deliveries(client: Client, webhook_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` of one webhook's deliveries, newest first, over as many pages as it takes."""
+def deliveries_query(args: argparse.Namespace) -> dict[str, str]:
+    """The filters of ``hookd deliveries`` as GET /v1/deliveries query parameters."""
+    from hookd.timespec import format_time
+
+    q = {
+        name: value
+        for name, value in (
+            ("webhook", args.webhook), ("state", args.state), ("event", args.event), ("object_id", args.object_id),
+            ("event_id", args.event_id), ("item_id", args.item_id),
+        )
+        if value is not None
+    }  # fmt: skip
+    for name in ("since", "until"):
+        if getattr(args, name) is not None:  # unix seconds: the parser read RFC 3339 or a duration back from now
+            q[name] = format_time(getattr(args, name))
+    return q
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """List the newest deliveries of all webhooks matching the filters, newest first."""
+    client = Client.from_args(args)
+    q = deliveries_query(args)
     rows: list[dict[str, Any]] = []
-    q = {"state": state} if state else {}
-    path = f"/v1/webhooks/{urllib.parse.quote(webhook_id, safe='')}/deliveries"
-    while len(rows) < limit:
-        q["limit"] = str(min(limit - len(rows), PAGE_LIMIT))
-        page = client.call("GET", f"{path}?{urllib.parse.urlencode(q)}")
+    while len(rows) < args.limit:  # longer listings follow the ``next`` cursor
+        q["limit"] = str(min(args.limit - len(rows), PAGE_LIMIT))
+        page = client.call("GET", f"/v1/deliveries?{urllib.parse.urlencode(q)}")
         rows.extend(page["deliveries"])
         if not page.get("next"):
             break
         q["before"] = page["next"]
-    return rows
-
-
-def newest(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` newest of deliveries listed per webhook, newest first.
-
-    Deliveries made by one ingest request share ``created_at`` to the millisecond; the
-    sequence number in the id (the store's order of creation) breaks the tie.
-    """
-    from hookd.models import delivery_seq
-
-    return sorted(rows, key=lambda r: (r["created_at"], delivery_seq(r["id"]) or 0), reverse=True)[:limit]
-
-
-def cmd_deliveries(args: argparse.Namespace) -> int:
-    """List the newest deliveries of all webhooks (or one), newest first."""
-    client = Client.from_args(args)
-    if args.webhook:
-        webhooks = [args.webhook]
-    else:
-        webhooks = [w["id"] for w in client.call("GET", "/v1/webhooks")["webhooks"]]
-    # Each webhook's newest ``limit`` are enough to hold the newest ``limit`` overall.
-    rows = newest([r for wid in webhooks for r in _webhook_deliveries(client, wid, args.state, args.limit)], args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -192,6 +187,8 @@ def render_delivery(rec: dict[str, Any]) -> str:
         result = a["status_code"] if a["status_code"] is not None else a.get("error") or "-"
         duration = f"{a['duration_ms']:.1f} ms" if a.get("duration_ms") is not None else "-"
         lines.append(f"  {a['n']:>3}  {a['started_at']}  {duration:>10}  {result!s:<8} {a.get('trigger', '')}")
+        if a.get("message"):  # why this attempt got no response
+            lines.append(f"       {a['message']}")
     if not rec.get("attempts"):
         lines.append("  none yet")
     req, resp = rec.get("request"), rec.get("response")

@@ -125,7 +125,10 @@ def plan(
                 ) from None
             mode = modes[wid]
             if mode == "per_occurrence":
-                d = new_delivery(ids, next_delivery_seq(), wid, body, [item_id], [occ.event], [tid], now)
+                d = new_delivery(
+                    ids, next_delivery_seq(), wid, body, [item_id], [occ.event], [tid], now,
+                    event_ids=[occ.id], object_ids=[occ.object.get("id")],
+                )  # fmt: skip
                 deliveries.append((idx, d, lightweight[wid]))
             else:
                 key = batch_key(mode, tid, occ.event)
@@ -134,8 +137,21 @@ def plan(
                 if chunk is None:
                     chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
                 # Positional, in Item's field order (id, webhook_id, trigger, event, occurrence_id,
-                # body, batch_key, seq, pos, deadline): by keyword the call cost 0.5 µs more per item.
-                item = Item(item_id, wid, tid, occ.event, occ.id, body, key, chunk.seq, chunk.count, chunk.deadline)
+                # body, batch_key, seq, pos, deadline, object_id): by keyword the call cost 0.5 µs
+                # more per item.
+                item = Item(
+                    item_id,
+                    wid,
+                    tid,
+                    occ.event,
+                    occ.id,
+                    body,
+                    key,
+                    chunk.seq,
+                    chunk.count,
+                    chunk.deadline,
+                    occ.object.get("id"),
+                )
                 chunk.count += 1
                 items.append((idx, item))
     return Plan(deliveries, items)

@@ -106,8 +106,9 @@ class WebhookRoutes:
         if w.batching != "per_occurrence":  # the shape its receiver expects: an array
             body = batch_body([body])
         d = new_delivery(
-            self._ids, self._store.next_delivery_seq(), w.id, body, [item_id], [PING_EVENT], [PING_TRIGGER], now
-        )
+            self._ids, self._store.next_delivery_seq(), w.id, body, [item_id], [PING_EVENT], [PING_TRIGGER], now,
+            event_ids=[occ.id], object_ids=["ping"],
+        )  # fmt: skip
         await self._store.add_delivery(d, w.lightweight_logs, alone=True)  # committed: readable at once
         self._dispatcher.submit(d)
         return json_response({"delivery_id": d.id}, status=202)

@@ -160,6 +160,7 @@ class Item:
     seq: int = 0  # batched items: the store chunk (one per request and key) holding it
     pos: int = 0  # its place in that chunk
     deadline: float = 0.0  # the open batch's deadline (unix seconds)
+    object_id: Any = None  # the occurrence's object.id (any JSON value), for the search index
 
 
 @dataclass(slots=True)
@@ -180,6 +181,10 @@ class Delivery:
     next_at: float = 0.0
     manual: bool = False
     resend_of: str | None = None
+    # Per item, for the search index and the record: its occurrence's id and object.id.
+    # Written with the delivery, not read back into memory (a reloaded delivery has none).
+    event_ids: Sequence[str] = ()
+    object_ids: Sequence[Any] = ()
     # False for deliveries reloaded at start-up: body and item ids are read from the
     # store when the attempt comes, so a million queued deliveries start fast and small.
     loaded: bool = True
@@ -198,12 +203,15 @@ def new_delivery(
     now: float,
     message_id: str | None = None,
     resend_of: str | None = None,
+    event_ids: Sequence[str] = (),
+    object_ids: Sequence[Any] = (),
 ) -> Delivery:
     """A delivery not yet attempted: one item (ingest), a batch (the batcher) or a resend.
 
     ``seq`` is the store's next delivery sequence number, which the id carries. A resend
     (``resend_of``) is manual and passes the ``message_id`` of the delivery it repeats: the
     same ``webhook-id`` lets the receiver de-duplicate (SPEC §4); others get a new one.
+    ``event_ids`` and ``object_ids`` run parallel to ``item_ids`` (the search index's).
     """
     return Delivery(
         id=ids.delivery(seq),
@@ -217,6 +225,8 @@ def new_delivery(
         created_at=now,
         manual=resend_of is not None,
         resend_of=resend_of,
+        event_ids=event_ids,
+        object_ids=object_ids,
     )
 
 

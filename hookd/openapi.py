@@ -166,16 +166,27 @@ class DeliveryPage(_Wire):
     next: str | None
 
 
+class AttemptResponse(_Wire):
+    """What the receiver answered to one attempt (SPEC §13)."""
+
+    status: int
+    headers: dict[str, str]
+    body: str = Field(description="up to delivery.max_response_bytes, decoded as UTF-8 (bad bytes replaced)")
+    truncated: bool
+
+
 class Attempt(_Wire):
-    """One try of a delivery."""
+    """One try of a delivery, with its own response or the reason it got none."""
 
     n: int
     started_at: str
     duration_ms: float
     status_code: int | None
-    error: ErrorKind | None
+    error: ErrorKind | None = Field(description="why no response came")
     manual: bool
     trigger: Literal["manual", "scheduled"]
+    response: AttemptResponse | None = Field(description="null when none came, and under lightweight logs")
+    message: str | None = Field(description="the error in words when no response came; null under lightweight logs")
 
 
 class Delivery(_Wire):
@@ -190,12 +201,16 @@ class Delivery(_Wire):
     duration_ms: float | None
     items: int
     item_ids: list[str]
+    event_ids: list[str] = Field(
+        description="each item's occurrence id, in item order (empty in records logged before schema 5)"
+    )
+    object_ids: list[Any] = Field(description="each item's object id as the event carried it, in item order")
     events: list[str]
     triggers: list[str]
     message_id: str
     lightweight_logs: bool
     request: dict[str, Any] | None
-    response: dict[str, Any] | None
+    response: dict[str, Any] | None = Field(description="the last attempt's response, as in attempts")
     coalesced_item_ids: list[str] = Field(
         description="items of the batch that a later item of the same object replaced (coalesce = true)"
     )
@@ -359,13 +374,36 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _json(Error, words[c]) for c in codes}
 
 
+def search_parameters() -> list[dict[str, Any]]:
+    """The query parameters of GET /v1/deliveries (SPEC §13)."""
+    text = {"type": "string", "minLength": 1, "maxLength": 1024}
+    when = {"type": "string", "format": "date-time"}
+
+    def param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "schema": schema, "description": description}
+
+    return [
+        param("webhook", text, "only this webhook's deliveries"),
+        param("state", {"type": "string", "enum": list(get_args(State))}, "only deliveries in this state"),
+        param("event", {"type": "string", "pattern": r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", "maxLength": 200},
+              "only deliveries carrying an item of this event type"),
+        param("object_id", text, "only deliveries carrying an item of this object"),
+        param("event_id", text, "only deliveries carrying an item of this occurrence"),
+        param("item_id", text, "only the deliveries carrying this item"),
+        param("since", when, "created at or after (RFC 3339 with offset)"),
+        param("until", when, "created before (RFC 3339 with offset); at or before since: an empty page"),
+        param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
+        param("before", {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}, "the previous page's next"),
+    ]  # fmt: skip
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (its schemas are JSON Schema 2020-12, as pydantic writes them)."""
     models: list[type[BaseModel]] = [
         Event, Accepted, Error, ErrorInfo, ErrorDetail, Counts, WebhookState, WebhookSettings, WebhookDetail,
-        WebhookList, DeliverySummary, DeliveryPage, Attempt, Delivery, Resent, Health, WebhookDocument, TokenScopes,
-        Seen, EventType, EventTypeList, OperatorDeliveryFailed, OperatorWebhookDisabled, OperatorWebhookEnabled,
-        RecoverRequest, Recovered, BatchInfo, BatchList, Flushed,
+        WebhookList, DeliverySummary, DeliveryPage, AttemptResponse, Attempt, Delivery, Resent, Health, WebhookDocument,
+        TokenScopes, Seen, EventType, EventTypeList, OperatorDeliveryFailed, OperatorWebhookDisabled,
+        OperatorWebhookEnabled, RecoverRequest, Recovered, BatchInfo, BatchList, Flushed,
     ]  # fmt: skip
     requests = (Event, RecoverRequest)
     _, defs = models_json_schema(
@@ -521,6 +559,16 @@ def document() -> dict[str, Any]:
                 "summary": "Re-enable an auto-disabled webhook",
                 "parameters": [wid],
                 "responses": {"200": _json(WebhookState, "The webhook, enabled"), **_errors(401, 403, 404, 409)},
+            }},
+            "/v1/deliveries": {"get": {
+                "summary": "Deliveries of every webhook, newest first, filtered (each filter optional) and paged",
+                "description": (
+                    "object_id, event_id and item_id find batched deliveries too. object_id matches as text, "
+                    "except that an integer written plainly matches the integer: 4242 finds 4242 and \"4242\". "
+                    "since is inclusive, until exclusive. An unknown or repeated parameter is refused (400)."
+                ),
+                "parameters": search_parameters(),
+                "responses": {"200": _json(DeliveryPage, "A page"), **_errors(400, 401, 403)},
             }},
             "/v1/deliveries/{id}": {"get": {
                 "summary": "One delivery's whole record",

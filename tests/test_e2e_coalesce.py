@@ -91,6 +91,11 @@ async def test_the_latest_item_of_an_object_wins_inside_a_batch(
     code, again = await d.request("GET", f"/v1/deliveries/{resent['delivery_id']}")
     assert again["coalesced_item_ids"] == rec["coalesced_item_ids"]
 
+    # A replaced item is found by its id: the deliveries that carried its object's later state.
+    code, found = await d.request("GET", f"/v1/deliveries?item_id={rec['coalesced_item_ids'][0]}")
+    assert code == 200, found
+    assert sorted(f["id"] for f in found["deliveries"]) == sorted([rec["id"], resent["delivery_id"]])
+
 
 async def test_coalesce_needs_a_batching_webhook(
     receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory

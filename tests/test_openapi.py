@@ -36,6 +36,7 @@ async def test_openapi_document_is_served_and_lists_every_v1_route(
         "/v1/webhooks/{id}/recover",
         "/v1/webhooks/{id}/batches",
         "/v1/webhooks/{id}/batches/flush",
+        "/v1/deliveries",
         "/v1/deliveries/{id}",
         "/v1/deliveries/{id}/resend",
         "/v1/token",

@@ -167,8 +167,8 @@ async def test_duplicates_are_found_within_a_request_and_across_requests(tmp_pat
 
 
 async def test_outcomes_of_one_delivery_in_one_flush_fold_in_order(tmp_path: Path) -> None:
-    """Two attempts queued together: both attempt rows land, the later state wins, and a
-    request recorded by the first is not wiped by the second (which has none)."""
+    """Two attempts queued together: both attempt rows land, each with its own response, the
+    later state wins, and a request recorded by the first is not wiped by the second (which has none)."""
     ids = IdFactory()
     async with running_store(tmp_path / "t.db") as store:
         d = _delivery(ids, 1, b'{"x":1}')
@@ -197,9 +197,11 @@ async def test_outcomes_of_one_delivery_in_one_flush_fold_in_order(tmp_path: Pat
         assert (state, attempts, status, error, finished, next_at) == ("succeeded", 2, 200, None, 11.0, None)
         assert body is None  # lightweight: the body goes once the delivery is final
         assert orjson.loads(request) == req
-        assert orjson.loads(response) == {"status": 200}
-        tries = await store.run(lambda c: c.execute("SELECT n, status_code, error FROM attempts").fetchall())
-        assert tries == [(1, 500, "HTTP 500"), (2, 200, None)]
+        assert response is None  # each attempt's is on its own row
+        tries = await store.run(lambda c: c.execute("SELECT n, status_code, error, response FROM attempts").fetchall())
+        assert [(n, st, e, orjson.loads(r)) for n, st, e, r in tries] == [
+            (1, 500, "HTTP 500", {"status": 500}), (2, 200, None, {"status": 200})
+        ]  # fmt: skip
 
 
 async def test_prune_stops_at_the_window_and_honours_its_limit(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hookd.recover import Window, parse_window
-from hookd.timespec import format_time, parse_since, parse_time
+from hookd.timespec import format_time, parse_duration, parse_since, parse_time
 
 T = datetime(2026, 11, 29, 7, 0, tzinfo=UTC).timestamp()
 
@@ -78,3 +78,31 @@ def test_a_bad_recovery_body_names_each_problem(doc: object, paths: list[str]) -
     assert isinstance(problems, list)
     assert sorted(p["path"] for p in problems) == sorted(paths)
     assert all(p["message"] for p in problems)
+
+
+def test_rfc_3339_times_and_durations_back_from_now() -> None:
+    """parse_time reads RFC 3339 with any offset, fraction digits and a leap second; parse_since also takes a
+    duration back from now; anything else is a ValueError that says what is wrong."""
+    assert parse_time("2026-11-29T07:00:00Z") == datetime(2026, 11, 29, 7, tzinfo=UTC).timestamp()
+    assert parse_time("2026-11-29T08:30:00.250+01:30") == parse_time("2026-11-29t07:00:00.25z")
+    assert parse_time("2026-11-29 07:00:00.123456789Z") == pytest.approx(
+        parse_time("2026-11-29T07:00:00Z") + 0.123456789
+    )
+    assert parse_time("2026-12-31T23:59:60Z") == parse_time("2026-12-31T23:59:59Z")
+    for bad, why in [
+        ("2026-11-29T07:00:00", "UTC offset"), ("2026-11-29", "RFC 3339"), ("2026-02-30T00:00:00Z", "valid"),
+        ("2026-11-29T07:00:00Z\n", "RFC 3339"), ("", "RFC 3339"), ("2026-11-29T25:00:00Z", "valid"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            parse_time(bad)
+    assert [parse_duration(t) for t in ("90s", "15m", "2h", "7d", "1w", "1.5h")] == [
+        90, 900, 7200, 604800, 604800, 5400
+    ]  # fmt: skip
+    now = 1_800_000_000.0
+    assert parse_since("90s", now) == now - 90
+    assert parse_since(" 7d ", now) == now - 7 * 86400
+    assert parse_since("2026-11-29T07:00:00Z", now) == parse_time("2026-11-29T07:00:00Z")
+    for bad in ("2h30m", "-5s", "5", "h", "yesterday", "5 s"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_since(bad, now)
+    assert parse_time(format_time(now + 0.123456)) == pytest.approx(now + 0.123456, abs=1e-6)

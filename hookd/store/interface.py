@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hookd.models import Delivery, Item, Occurrence
+from hookd.search import DeliveryQuery
 
 
 @dataclass(slots=True)
@@ -110,12 +111,18 @@ class DeliveryLog(Protocol):
         """A page of a webhook's deliveries, newest first."""
         ...
 
+    async def search(self, q: DeliveryQuery) -> list[dict[str, Any]]:
+        """The first page (``q.limit``) of deliveries of every webhook matching ``q``, newest
+        first; each entry carries its ``seq``, the next page's ``before``."""
+        ...
+
     async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
         """List entries for the given delivery ids, newest first."""
         ...
 
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
-        """One delivery's whole record, attempts and request/response included."""
+        """One delivery's whole record: its attempts, each with its own response (none under
+        lightweight logs), the request, and the item, occurrence and object ids."""
         ...
 
 

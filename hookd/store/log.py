@@ -9,22 +9,9 @@ from typing import Any
 import orjson
 
 from hookd.models import delivery_seq
+from hookd.search import DeliveryQuery
 from hookd.store.connection import Connection
-
-LIST_COLUMNS = (
-    "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
-    " events, triggers, message_id, next_at, error, manual, resend_of, finished_at"
-)
-
-
-def _summary(r: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "seq": r[0], "id": r[1], "webhook_id": r[2], "state": r[3], "created_at": r[4],
-        "attempts": r[5], "status_code": r[6], "duration_ms": r[7], "items": r[8],
-        "events": orjson.loads(r[9]), "triggers": orjson.loads(r[10]), "message_id": r[11],
-        "next_attempt_at": r[12] if r[3] == "retrying" else None, "error": r[13],
-        "manual": bool(r[14]), "resend_of": r[15], "finished_at": r[16],
-    }  # fmt: skip
+from hookd.store.search import LIST_COLUMNS, search, summary
 
 
 class LogReader:
@@ -107,9 +94,13 @@ class LogReader:
                 args.append(before)
             sql += " ORDER BY seq DESC LIMIT ?"
             args.append(limit)
-            return [_summary(r) for r in conn.execute(sql, args)]
+            return [summary(r) for r in conn.execute(sql, args)]
 
         return await self._conn.run(read)
+
+    async def search(self, q: DeliveryQuery) -> list[dict[str, Any]]:
+        """The first page of deliveries of every webhook matching ``q``, newest first."""
+        return await self._conn.run(lambda conn: search(conn, q))
 
     async def summaries(self, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
         """List entries for the given delivery ids, newest first."""
@@ -118,40 +109,47 @@ class LogReader:
             marks = ",".join("?" * len(delivery_ids))
             seqs = [delivery_seq(i) or 0 for i in delivery_ids]
             sql = f"SELECT {LIST_COLUMNS} FROM deliveries WHERE seq IN ({marks}) ORDER BY seq DESC"
-            return [_summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
+            return [summary(r) for r in conn.execute(sql, seqs) if r[1] in delivery_ids]
 
         return await self._conn.run(read) if delivery_ids else []
 
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
-        """One delivery's whole record, attempts and request/response included."""
+        """One delivery's whole record, attempts (each with its response) and request included."""
         seq = delivery_seq(delivery_id)
         if seq is None:
             return None
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.coalesced_item_ids"
+                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.coalesced_item_ids,"
+                " p.ids"
                 " FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
                 (seq,),
             ).fetchone()
             if r is None or r[1] != delivery_id:
                 return None
-            rec = _summary(r)
+            rec = summary(r)
             rec["item_ids"] = orjson.loads(r[17]) if r[17] else []
             rec["lightweight_logs"] = bool(r[18])
             rec["body"] = r[19]
             rec["request"] = orjson.loads(r[20]) if r[20] else None
-            rec["response"] = orjson.loads(r[21]) if r[21] else None
             rec["coalesced_item_ids"] = orjson.loads(r[22]) if r[22] else []
+            # Deliveries logged before schema 5 have no event or object ids.
+            ids = orjson.loads(r[23]) if r[23] else {}
+            rec["event_ids"] = ids.get("e", [])
+            rec["object_ids"] = ids.get("o", [])
             rec["attempt_log"] = [
                 {"n": a[0], "started_at": a[1], "duration_ms": a[2], "status_code": a[3],
-                 "error": a[4], "manual": bool(a[5])}
+                 "error": a[4], "manual": bool(a[5]), "response": orjson.loads(a[6]) if a[6] else None}
                 for a in conn.execute(
-                    "SELECT n, started_at, duration_ms, status_code, error, manual FROM attempts"
+                    "SELECT n, started_at, duration_ms, status_code, error, manual, response FROM attempts"
                     " WHERE delivery_seq = ? ORDER BY n",
                     (r[0],),
                 )
             ]  # fmt: skip
+            # The last attempt's response; a delivery of schema 4 or older kept it on its row.
+            last = rec["attempt_log"][-1]["response"] if rec["attempt_log"] else None
+            rec["response"] = last if last is not None else (orjson.loads(r[21]) if r[21] else None)
             return rec
 
         return await self._conn.run(read)

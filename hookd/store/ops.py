@@ -17,7 +17,6 @@ import orjson
 
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store.interface import Counters, OpenBatch, StoredWebhook
-from hookd.store.packing import Packed
 from hookd.store.schema import (
     ADD_SEEN_TYPES,
     ATTEMPT,
@@ -32,10 +31,14 @@ from hookd.store.schema import (
     INSERT_ATTEMPTS,
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
+    INSERT_OBJECTS,
     INSERT_OCCURRENCES,
     INSERT_PAYLOADS,
+    INSERT_SEARCH,
     NEW_DELIVERY,
     OCCURRENCE_ID,
+    PAYLOAD_KEYS,
+    PAYLOAD_OBJECTS,
     SEEN_HOUR,
     SEEN_OCCURRENCES,
     SEEN_TYPE,
@@ -44,6 +47,7 @@ from hookd.store.schema import (
     Attempt,
     DeliveryUpdate,
     NewDelivery,
+    by_seq,
     chunk_items,
     chunk_rows,
     delivery_from_row,
@@ -67,7 +71,7 @@ def ingest(
     if fresh:
         INSERT_OCCURRENCES.run(conn, OCCURRENCE_ID.pack(fresh), received_at)
     if deliveries:
-        insert_deliveries(conn, NEW_DELIVERY.pack([new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes]))
+        insert_deliveries(conn, [new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes])
     if items:
         INSERT_CHUNKS.run(conn, CHUNK.pack(chunk_rows([it for i, it in items if i not in dupes])))
     # A duplicate was counted when it first came. One row per distinct type, one statement:
@@ -101,10 +105,16 @@ def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence])
     return dupes
 
 
-def insert_deliveries(conn: sqlite3.Connection, packed: Packed) -> None:
-    """Write new deliveries (NEW_DELIVERY rows): their rows and their payloads."""
+def insert_deliveries(conn: sqlite3.Connection, rows: Sequence[NewDelivery]) -> None:
+    """Write new deliveries: their rows, their payloads and their rows in the search index."""
+    if not rows:
+        return
+    packed = NEW_DELIVERY.pack(rows)
     INSERT_DELIVERIES.run(conn, packed)
     INSERT_PAYLOADS.run(conn, packed)
+    keys, objects = by_seq(rows)
+    conn.execute(INSERT_SEARCH, (keys,))
+    conn.execute(INSERT_OBJECTS, (objects,))
 
 
 @dataclass(slots=True)
@@ -120,7 +130,7 @@ class NewDeliveries:
     coalesced: list[tuple[bytes, int]] = field(default_factory=list)
 
     def __call__(self, conn: sqlite3.Connection) -> None:
-        insert_deliveries(conn, NEW_DELIVERY.pack(self.rows))
+        insert_deliveries(conn, self.rows)
         if self.coalesced:
             conn.executemany("UPDATE payloads SET coalesced_item_ids = ? WHERE seq = ?", self.coalesced)
         if self.taken:
@@ -151,11 +161,8 @@ class Outcomes:
         """Add one attempt's rows."""
         self.attempts.append(attempt)
         earlier = self.updates.get(update.seq)
-        if earlier is not None:  # keep the request and response an attempt without them left alone
-            update = update._replace(
-                request=update.request if update.request is not None else earlier.request,
-                response=update.response if update.response is not None else earlier.response,
-            )
+        if earlier is not None and update.request is None:  # keep the request an earlier attempt recorded
+            update = update._replace(request=earlier.request)
         self.updates[update.seq] = update
 
     def __call__(self, conn: sqlite3.Connection) -> None:
@@ -192,6 +199,10 @@ def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> i
         (cutoff, kept, limit),
     ).fetchone()
     seqs = orjson.loads(found)
+    # The search rows first, while the payloads rows still name their keys.
+    pruned = "p.seq IN (SELECT value FROM json_each(?1))"
+    conn.execute(f"DELETE FROM search WHERE (key, seq) IN ({PAYLOAD_KEYS.format(where=pruned)})", (found,))
+    conn.execute(f"DELETE FROM search_objects WHERE (id, seq) IN ({PAYLOAD_OBJECTS.format(where=pruned)})", (found,))
     conn.execute("DELETE FROM attempts WHERE delivery_seq IN (SELECT value FROM json_each(?))", (found,))
     conn.execute("DELETE FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))", (found,))
     conn.execute("DELETE FROM payloads WHERE seq IN (SELECT value FROM json_each(?))", (found,))

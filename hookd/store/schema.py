@@ -11,6 +11,7 @@ import orjson
 import structlog
 
 from hookd.models import Delivery, Item
+from hookd.search import OBJECT_ROWS, delivery_keys, search_safe
 from hookd.store.packing import Layout
 
 log = structlog.get_logger("hookd.store")
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     resend_of TEXT,
     finished_at REAL,
     request TEXT,
-    response TEXT
+    response TEXT  -- schema 4 and older: the last response (now on each attempts row)
 );
 -- The one secondary index: lists, counts, start-up's open deliveries. Every other
 -- index would cost each delivery's insert and update on the hot path (SPEC §10).
@@ -72,8 +73,26 @@ CREATE TABLE IF NOT EXISTS payloads (
     seq INTEGER PRIMARY KEY,  -- the delivery's
     item_ids TEXT NOT NULL,
     body BLOB,  -- NULL once a lightweight-logs delivery has ended
-    coalesced_item_ids TEXT  -- a coalescing batch's replaced items (JSON), else NULL
+    coalesced_item_ids TEXT,  -- a coalescing batch's replaced items (JSON), else NULL
+    -- Since schema 5 (NULL before): {"e": [...], "o": [...], "k": [...]}, per item its
+    -- occurrence id and object id (parallel to item_ids), and the delivery's keys in search
+    -- (to take them out again). One column: each packed field costs the insert a parse.
+    ids TEXT
 );
+
+-- The search index (SPEC §13, see hookd/search.py for the keys): one row per distinct key
+-- of a delivery, written with it; the only indexes besides deliveries_webhook. Found by
+-- key newest first, and removed with the delivery through its payloads row.
+CREATE TABLE IF NOT EXISTS search (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,  -- the delivery's
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_objects (
+    id NOT NULL,  -- an integer or a text: no affinity, so neither is turned into the other
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (id, seq)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_seq INTEGER NOT NULL,
@@ -83,6 +102,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     status_code INTEGER,
     error TEXT,
     manual INTEGER NOT NULL,
+    response BLOB,  -- JSON, as attempt_log keeps it; empty under lightweight logs (schema 5)
     PRIMARY KEY (delivery_seq, n)
 ) WITHOUT ROWID;
 
@@ -121,7 +141,11 @@ CREATE TABLE IF NOT EXISTS webhook_state (
 
 
 class NewDelivery(NamedTuple):
-    """A new delivery (from ingest, a flushed batch or a resend): its deliveries and payloads rows."""
+    """A new delivery (from ingest, a flushed batch or a resend): its deliveries and payloads rows.
+
+    The per-item lists arrive as JSON text made by orjson, cut from the blob: nested in the
+    rows' JSON, SQLite 3.40 would parse and copy each list again for every column it fills.
+    """
 
     seq: int
     id: str
@@ -129,25 +153,54 @@ class NewDelivery(NamedTuple):
     webhook_id: str
     created_at: float
     next_at: float | None
-    item_ids: Sequence[str]
     events: Sequence[str]
     triggers: Sequence[str]
     lightweight: int
     manual: int
     resend_of: str | None
+    items: int
+    item_ids: bytes  # JSON array
+    ids: bytes  # JSON object: see the payloads table
     body: bytes
 
 
-NEW_DELIVERY = Layout(NewDelivery._fields, json=("item_ids", "events", "triggers"), blobs=("body",))
-INSERT_DELIVERIES = NEW_DELIVERY.insert(
-    "deliveries", skip=("item_ids", "body"), state="'pending'", items="json_array_length({item_ids})"
-)
+_LISTS = ("item_ids", "ids")
+NEW_DELIVERY = Layout(NewDelivery._fields, json=("events", "triggers"), texts=_LISTS, blobs=("body",))
+INSERT_DELIVERIES = NEW_DELIVERY.insert("deliveries", skip=(*_LISTS, "body"), state="'pending'")
 # The same rows, their bodies and item ids.
-INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", "item_ids", "body"))
+INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", *_LISTS, "body"))
+# Their rows in the search index, from by_seq's JSON objects of each row's keys and of its
+# object ids (whose rows are made here). Not read from the packed rows: there, each field
+# costs SQLite 3.40 a copy and a parse of the whole row (about 2 µs, measured), which for
+# one-item deliveries cost more than the index rows themselves.
+INSERT_SEARCH = (
+    "INSERT OR IGNORE INTO search (key, seq)"
+    " SELECT k.value, CAST(r.key AS INTEGER) FROM json_each(?1) AS r, json_each(r.value) AS k"
+)
+INSERT_OBJECTS = "INSERT OR IGNORE INTO search_objects (id, seq) " + OBJECT_ROWS.format(
+    rows="json_each(?1) AS r", seq="CAST(r.key AS INTEGER)", ids="r.value"
+)
+
+
+def by_seq(rows: Sequence[NewDelivery]) -> tuple[bytes, bytes]:
+    """``{"<seq>": [keys], …}`` and ``{"<seq>": [object ids], …}`` of the rows, as
+    INSERT_SEARCH and INSERT_OBJECTS read them: cut out of each row's ids, whose "o" follows
+    an array of strings (which cannot hold an unescaped ``,"o":``) and whose "k" is last."""
+    keys, objects = [], []
+    for r in rows:
+        o, k = r.ids.index(b',"o":'), r.ids.rindex(b',"k":')
+        keys.append(b'"%d":%s' % (r.seq, r.ids[k + 5 : -1]))
+        objects.append(b'"%d":%s' % (r.seq, r.ids[o + 5 : k]))
+    return b"{" + b",".join(keys) + b"}", b"{" + b",".join(objects) + b"}"
+
+
+# The index rows of the payloads rows ``p`` that match ``{where}``, to take them out again.
+PAYLOAD_KEYS = "SELECT k.value, p.seq FROM payloads p, json_each(p.ids, '$.k') AS k WHERE {where}"
+PAYLOAD_OBJECTS = OBJECT_ROWS.format(rows="payloads p", seq="p.seq", ids="p.ids, '$.o'") + " AND {where}"
 
 
 class Attempt(NamedTuple):
-    """One attempt's attempts row."""
+    """One attempt's attempts row; ``response`` is JSON bytes, or None under lightweight logs."""
 
     delivery_seq: int
     n: int
@@ -156,15 +209,17 @@ class Attempt(NamedTuple):
     status_code: int | None
     error: str | None
     manual: int
+    response: bytes | None
 
 
-ATTEMPT = Layout(Attempt._fields)
+ATTEMPT = Layout(Attempt._fields, blobs=("response",))
 INSERT_ATTEMPTS = ATTEMPT.insert("attempts", verb="INSERT OR REPLACE")
 
 
 class DeliveryUpdate(NamedTuple):
-    """A delivery's state after an attempt. ``request`` and ``response`` are JSON bytes, or
-    None to keep what an earlier attempt recorded."""
+    """A delivery's state after an attempt. ``request`` is JSON bytes, or None to keep what
+    an earlier attempt recorded. (Each attempt's response is on its attempts row; the
+    deliveries row's ``response`` column is only read for deliveries of schema 4 and older.)"""
 
     seq: int
     state: str
@@ -176,10 +231,9 @@ class DeliveryUpdate(NamedTuple):
     finished_at: float | None
     drop_body: int  # 1: a lightweight-logs delivery that has ended, whose body goes
     request: bytes | None
-    response: bytes | None
 
 
-DELIVERY_UPDATE = Layout(DeliveryUpdate._fields, blobs=("request", "response"))
+DELIVERY_UPDATE = Layout(DeliveryUpdate._fields, blobs=("request",))
 UPDATE_DELIVERIES = DELIVERY_UPDATE.update("deliveries", "seq", skip=("drop_body",))
 DROP_BODIES = DELIVERY_UPDATE.sql(
     "UPDATE payloads SET body = NULL WHERE seq IN (SELECT {seq} FROM json_each(?1) WHERE {drop_body})"
@@ -194,11 +248,11 @@ class Chunk(NamedTuple):
     batch_key: str | None  # never None for a batched item (the column refuses it)
     deadline: float
     left: int
-    meta: list[list[Any]]
+    meta: bytes  # JSON (see chunks), made by orjson and cut from the blob: SQLite need not parse it
     bodies: bytes
 
 
-CHUNK = Layout(Chunk._fields, json=("meta",), blobs=("bodies",))
+CHUNK = Layout(Chunk._fields, texts=("meta",), blobs=("bodies",))
 INSERT_CHUNKS = CHUNK.insert("chunks")
 
 
@@ -272,11 +326,18 @@ SEEN_HOUR = 3600.0
 
 
 def new_delivery(d: Delivery, lightweight: bool) -> NewDelivery:
-    """The row of a new delivery."""
+    """The row of a new delivery, with its keys into the search index."""
+    # A coalesced batch is found by the items it replaced too: "did item X go out?" is
+    # answered by the delivery that carried its object's later state.
+    item_ids = [*d.item_ids, *d.coalesced] if d.coalesced else d.item_ids
+    keys = orjson.dumps(delivery_keys(item_ids, d.event_ids, d.events))
+    if b"\\u0000" in keys:  # SQLite's JSON functions would cut the key there: see search_safe
+        keys = orjson.dumps([search_safe(k) for k in orjson.loads(keys)])
     return NewDelivery(
         seq=d.seq, id=d.id, message_id=d.message_id, webhook_id=d.webhook_id, created_at=d.created_at,
-        next_at=d.next_at or None, item_ids=d.item_ids, events=d.events, triggers=d.triggers,
-        lightweight=int(lightweight), manual=int(d.manual), resend_of=d.resend_of, body=d.body,
+        next_at=d.next_at or None, events=d.events, triggers=d.triggers, lightweight=int(lightweight),
+        manual=int(d.manual), resend_of=d.resend_of, items=len(d.item_ids), item_ids=orjson.dumps(d.item_ids),
+        ids=b'{"e":%s,"o":%s,"k":%s}' % (orjson.dumps(d.event_ids), orjson.dumps(d.object_ids), keys), body=d.body,
     )  # fmt: skip
 
 
@@ -290,13 +351,13 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
         meta = []
         start = 1
         for i in members:
-            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body)])
+            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body), i.object_id])
             start += len(i.body)
         first = members[0]
         out.append(
             Chunk(
                 seq=seq, webhook_id=first.webhook_id, batch_key=first.batch_key,
-                deadline=min(i.deadline for i in members), left=len(members), meta=meta,
+                deadline=min(i.deadline for i in members), left=len(members), meta=orjson.dumps(meta),
                 bodies=b"".join(i.body for i in members),
             )
         )  # fmt: skip
@@ -306,12 +367,28 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
 def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str, bodies: bytes) -> list[Item]:
     """The items of a chunk row not yet taken by a batch, in order."""
     taken = {int(p) for p in done.split(",") if p}
-    return [
-        Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ,
-             body=bodies[a - 1 : a - 1 + n], batch_key=batch_key, seq=seq, pos=pos, deadline=deadline)
-        for pos, iid, trigger, event, occ, deadline, a, n in orjson.loads(meta)
-        if pos not in taken
-    ]  # fmt: skip
+    out = []
+    for m in orjson.loads(meta):
+        pos, iid, trigger, event, occ, deadline, a, n = m[:8]
+        if pos in taken:
+            continue
+        body = bodies[a - 1 : a - 1 + n]
+        # Chunks of schema 4 and older have no object id: it is the body's (every payload
+        # kind carries the envelope).
+        object_id = m[8] if len(m) > 8 else _object_id(body)
+        out.append(
+            Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ, body=body,
+                 batch_key=batch_key, seq=seq, pos=pos, deadline=deadline, object_id=object_id)
+        )  # fmt: skip
+    return out
+
+
+def _object_id(body: bytes) -> Any:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("object_id") if isinstance(doc, dict) else None
 
 
 # An items table of one row per item came before chunks (schema version 0).
@@ -330,9 +407,15 @@ ALTER TABLE deliveries DROP COLUMN item_ids;
 """
 # Coalescing (schema version 4) lists a batch's replaced items beside its payload.
 MIGRATE_COALESCED = "ALTER TABLE payloads ADD COLUMN coalesced_item_ids TEXT;"
+# Attempts rows gained each attempt's response, payloads rows their occurrence and object
+# ids and search keys (schema 5; the search tables are new, so CREATE makes them).
+MIGRATE_SEARCH = "ALTER TABLE payloads ADD COLUMN ids TEXT;"
+MIGRATE_ATTEMPTS = "ALTER TABLE attempts ADD COLUMN response BLOB;"
 # 3: api_webhooks. An older hookd would open the file and silently route without them.
 # 4: payloads.coalesced_item_ids. An older hookd would write coalesced batches it cannot list.
-SCHEMA_VERSION = 4
+# 5: the search index and each attempt's response: an older hookd would not index what it
+# writes (nor take it out again).
+SCHEMA_VERSION = 5
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:
@@ -350,8 +433,13 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
         steps.append(MIGRATE_ITEMS)
     if any(r[1] == "body" for r in conn.execute("PRAGMA table_info(deliveries)")):
         steps.append(MIGRATE_PAYLOADS)
-    if not any(r[1] == "coalesced_item_ids" for r in conn.execute("PRAGMA table_info(payloads)")):
+    payload_columns = {r[1] for r in conn.execute("PRAGMA table_info(payloads)")}
+    if "coalesced_item_ids" not in payload_columns:
         steps.append(MIGRATE_COALESCED)
+    if "ids" not in payload_columns:
+        steps.append(MIGRATE_SEARCH)
+    if not any(r[1] == "response" for r in conn.execute("PRAGMA table_info(attempts)")):
+        steps.append(MIGRATE_ATTEMPTS)
     if steps:  # dropping columns rewrites the deliveries table: say so before it starts
         log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
     try:

@@ -162,13 +162,13 @@ class Store:
         attempt = Attempt(
             delivery_seq=d.seq, n=o.n, started_at=o.started_at, duration_ms=o.duration_ms,
             status_code=o.status_code, error=o.error, manual=int(o.manual),
+            response=orjson.dumps(o.response) if o.response is not None else None,
         )  # fmt: skip
         update = DeliveryUpdate(
             seq=d.seq, state=o.state, next_at=o.next_at, attempts=o.n, status_code=o.status_code, error=o.error,
             duration_ms=o.duration_ms, finished_at=o.started_at if final else None,
             drop_body=1 if (final and o.lightweight) else 0,
             request=orjson.dumps(o.request) if o.request is not None else None,
-            response=orjson.dumps(o.response) if o.response is not None else None,
         )  # fmt: skip
 
         # Outcomes queued back to back share one op. Only the queue's tail is joined: an
