@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 
 from hookd.models import delivery_seq
+from hookd.store.activity import activity_rows
 from hookd.store.connection import Connection
+from hookd.store.interface import ActivityRow
 
 LIST_COLUMNS = (
     "seq, id, webhook_id, state, created_at, attempts, status_code, duration_ms, items,"
@@ -155,3 +157,7 @@ class LogReader:
             return rec
 
         return await self._conn.run(read)
+
+    async def activity(self, since: float, webhook_id: str | None) -> list[ActivityRow]:
+        """Deliveries created at or after ``since`` by webhook, minute, outcome and duration bucket."""
+        return await self._conn.run(lambda conn: activity_rows(conn, since, webhook_id))
