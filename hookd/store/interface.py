@@ -49,7 +49,7 @@ class OpenBatch:
     webhook_id: str
     batch_key: str
     deadline: float
-    n: int
+    count: int
 
 
 @dataclass(slots=True)
