@@ -144,8 +144,9 @@ async def test_recover_counts_then_resends(receiver: Receiver, make_config: Call
     await browser.count('tr[data-state="succeeded"]', 3)
 
 
-async def test_read_only_token_sees_no_recover_or_send_now(receiver: Receiver, make_config: Callable[..., Path],
-                                                           app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
+async def test_read_only_token_sees_no_recover_or_send_now(
+    receiver: Receiver, make_config: Callable[..., Path], app_factory: AppFactory, browser: Browser
+) -> None:
     """A read-only token sees the open batches and their countdown, but no Recover and no Send now."""
     config = make_config(
         [webhook("digest", receiver.url + "/digest", batching="any_event", batch_wait_seconds=600)],
