@@ -167,3 +167,40 @@ async def test_read_only_token_sees_no_recover_or_send_now(
     await browser.click("#token-submit")
     await browser.text('[data-action="recover"]', "Recover")
     await browser.text('[data-action="flush"]', "Send now")
+
+
+async def test_search_by_object_event_and_delivery_id(receiver: Receiver, make_config: Callable[..., Path],
+                                                      app_factory: AppFactory, browser: Browser) -> None:  # fmt: skip
+    """The header's box finds the deliveries that carried an object (one inside a batch included) or an
+    event, and opens a delivery by its id."""
+    config = make_config([
+        webhook("digest", receiver.url + "/digest", batching="any_event", batch_wait_seconds=0.2),
+        webhook("each", receiver.url + "/each", on="ticket.created"),
+    ])  # fmt: skip
+    daemon = await app_factory(config)
+    await daemon.send([ticket(4242), ticket(4243), ticket(4242, "ticket.created"), ticket(7, "ticket.created")])
+    [batch] = await daemon.wait_deliveries("digest", 1, state="succeeded")
+    singles = await daemon.wait_deliveries("each", 2, state="succeeded")
+    assert batch["items"] == 4
+    bodies = {
+        d["id"]: (await daemon.request("GET", f"/v1/deliveries/{d['id']}"))[1]["request"]["body"] for d in singles
+    }
+    [single_4242] = [d for d in singles if '"object_id":4242' in bodies[d["id"]].replace(" ", "")]
+
+    await browser.open(daemon.url + "/ui/")
+    await browser.type("#search-input", "4242\n")
+    await browser.until(lambda d: d.execute_script("return location.hash") == "#/search?q=4242", "no search view")
+    await browser.count("section.search-results tr[data-delivery]", 2)
+    await browser.text(f'tr[data-delivery="{batch["id"]}"]', "digest")
+    await browser.text(f'tr[data-delivery="{single_4242["id"]}"]', "each")
+
+    await browser.script("location.hash = '#/search?q=evt-7'")  # an event id; addressable
+    await browser.count("section.search-results tr[data-delivery]", 2)  # the batch and its own delivery
+    assert await browser.value("#search-input") == "evt-7"
+
+    await browser.script("location.hash = '#/search?q=no-such-thing'")
+    await browser.text("#search-empty", "No delivery")
+
+    await browser.type("#search-input", batch["id"] + "\n")
+    await browser.text("#delivery-id", batch["id"])
+    assert await browser.script("return location.hash") == f"#/deliveries/{batch['id']}"
