@@ -15,6 +15,7 @@ from aiohttp import web
 
 from hookd import __version__
 from hookd._systemd import Notifier, watchdog_loop
+from hookd.activity import ActivityRoutes
 from hookd.api import Api
 from hookd.auth import auth_middleware
 from hookd.backlog_routes import BacklogRoutes
@@ -157,6 +158,7 @@ class App:
         )  # fmt: skip
         api.add_routes(app)
         BacklogRoutes(lambda: self.config, self.store, self.batcher, self.recovery).add_routes(app)
+        ActivityRoutes(lambda: self.config, self.store, self.clock.now).add_routes(app)
         WebhookRoutes(
             self.api_webhooks, api.view, lambda: self.routing, self.store, self.dispatcher, self.ids, self.clock.now
         ).add_routes(app)

@@ -305,6 +305,26 @@ class Flushed(_Wire):
     deliveries: int
 
 
+class ActivityBucket(_Wire):
+    """One minute of a webhook's deliveries, by the minute they were created in."""
+
+    minute: str = Field(description="the minute's start, RFC 3339")
+    succeeded: int
+    failed: int
+    retrying: int = Field(description="still retrying now")
+    p50_ms: float | None = Field(description="median duration of their last attempts, within 5 %")
+    max_ms: float | None = Field(description="longest duration of their last attempts")
+
+
+class Activity(_Wire):
+    """GET /v1/activity: per webhook, its minutes with deliveries (minutes without are left out)."""
+
+    minutes: int
+    since: str = Field(description="the first minute's start")
+    until: str = Field(description="the end of the last minute (the current one)")
+    webhooks: dict[str, list[ActivityBucket]] = Field(description="by webhook id, oldest minute first")
+
+
 class WebhookDocument(BaseModel):
     """A webhook as POST/PUT take it: the keys and rules of a ``[[webhooks]]`` table (SPEC §2).
 
@@ -404,6 +424,7 @@ def document() -> dict[str, Any]:
         WebhookList, DeliverySummary, DeliveryPage, AttemptResponse, Attempt, Delivery, Resent, Health, WebhookDocument,
         TokenScopes, Seen, EventType, EventTypeList, OperatorDeliveryFailed, OperatorWebhookDisabled,
         OperatorWebhookEnabled, RecoverRequest, Recovered, BatchInfo, BatchList, Flushed,
+        ActivityBucket, Activity,
     ]  # fmt: skip
     requests = (Event, RecoverRequest)
     _, defs = models_json_schema(
@@ -554,6 +575,16 @@ def document() -> dict[str, Any]:
                 "summary": "Send every open batch of the webhook now",
                 "parameters": [wid],
                 "responses": {"202": _json(Flushed, "One delivery per batch, in the log"), **_errors(401, 404)},
+            }},
+            "/v1/activity": {"get": {
+                "summary": "Each webhook's deliveries of the last minutes, per minute: outcomes and latency",
+                "description": "For the page's chart. Deliveries count in the minute they were created in; "
+                               "pending and delivering ones are not counted yet. Answers are reused for 2 s.",
+                "parameters": [
+                    {"name": "minutes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1440}},
+                    {"name": "webhook", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _json(Activity, "The buckets"), **_errors(400, 401, 403, 404)},
             }},
             "/v1/webhooks/{id}/enable": {"post": {
                 "summary": "Re-enable an auto-disabled webhook",

@@ -41,6 +41,7 @@ async def test_openapi_document_is_served_and_lists_every_v1_route(
         "/v1/deliveries/{id}/resend",
         "/v1/token",
         "/v1/event-types",
+        "/v1/activity",
     }
     for path in ("/healthz", "/metrics", "/v1/openapi.json"):
         assert doc["paths"][path]["get"]["security"] == [], path

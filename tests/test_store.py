@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import orjson
 import pytest
 
 from hookd.models import Delivery, IdFactory, Item, Occurrence
-from hookd.store import Outcome
+from hookd.store import Outcome, StoredWebhook
 from hookd.store.schema import SCHEMA_VERSION
 from tests.support import running_store
 
@@ -366,3 +367,27 @@ async def test_a_store_of_schema_3_gains_coalesced_item_ids(tmp_path: Path) -> N
         assert first is not None
         assert first["coalesced_item_ids"] == []
         assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION
+
+
+async def test_a_long_log_read_does_not_hold_up_a_commit(tmp_path: Path) -> None:
+    """The admin API's reads run on a read connection of their own: while one is still reading, a write commits,
+    and the read saw the log as it was when it began (one snapshot)."""
+
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_read(conn: sqlite3.Connection) -> tuple[int, int]:
+        before = conn.execute("SELECT count(*) FROM api_webhooks").fetchone()[0]
+        reading.set()
+        assert release.wait(10)
+        after = conn.execute("SELECT count(*) FROM api_webhooks").fetchone()[0]
+        return before, after
+
+    async with running_store(tmp_path / "t.db") as store:
+        read = asyncio.ensure_future(store.log._conn.run(slow_read))
+        assert await asyncio.to_thread(reading.wait, 10)
+        # Committed while the read is still under way: the writer's thread is free.
+        await asyncio.wait_for(store.put_webhook(StoredWebhook("w", b"{}", "r1", 1.0, 1.0)), 5)
+        assert not read.done()
+        release.set()
+        assert await read == (0, 0)
+        assert await store.run(lambda c: c.execute("SELECT id FROM api_webhooks").fetchall()) == [("w",)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,10 +75,7 @@ class Connection:
         """Run ``fn(connection)`` on the connection thread."""
         db = self._db
         assert db is not None, "store is not open"
-        # aiosqlite's public API is one thread hop per statement; its _execute runs a
-        # whole function per hop, which is what makes group commit cheap (SPEC §10).
-        result: T = await db._execute(fn, db._conn)  # type: ignore[no-untyped-call]
-        return result
+        return await run_on(db, fn)
 
     def moved(self) -> bool:
         """True when the path no longer names the file opened (deleted, or replaced); a stat,
@@ -105,3 +103,62 @@ class Connection:
             self.lost = True
             hint = "the database file was deleted or replaced; restart hookd"
             log.error("storage_lost", path=str(self.path), hint=hint)
+
+
+async def run_on(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn(connection)`` on ``db``'s thread."""
+    # aiosqlite's public API is one thread hop per statement; its _execute runs a
+    # whole function per hop, which is what makes group commit cheap (SPEC §10).
+    result: T = await db._execute(fn, db._conn)  # type: ignore[no-untyped-call]
+    return result
+
+
+class Reads:
+    """Where the admin API's reads of the log run: a read-only connection of their own on
+    its own thread, so that a search or the activity chart (which may read for a second
+    under heavy load) never holds up a group commit. WAL lets it read beside the writer;
+    it sees what is committed, as the writer's own thread would between two commits. A
+    store in memory has no file to open twice: there the reads share the writer's."""
+
+    def __init__(self, writer: Connection) -> None:
+        self._writer = writer
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self, busy_timeout: float) -> None:
+        """Open the read connection on the writer's file (after the writer made the schema)."""
+        if str(self._writer.path) == ":memory:":
+            return
+        uri = self._writer.path.resolve().as_uri() + "?mode=ro"
+        self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        try:
+
+            def setup(conn: sqlite3.Connection) -> None:
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
+
+            await run_on(self._db, setup)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the read connection, if open."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the read connection's thread (the writer's, in memory)."""
+        if self._db is None:
+            return await self._writer.run(fn)
+        return await run_on(self._db, partial(_snapshot, fn))
+
+
+def _snapshot(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """``fn(conn)`` inside one read transaction: its statements see one snapshot, as they
+    did on the writer's thread, where no commit could land between two of them."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")  # a read transaction: nothing to keep or undo

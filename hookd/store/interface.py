@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from hookd.models import Delivery, Item, Occurrence
 from hookd.search import DeliveryQuery
@@ -89,6 +89,18 @@ class Counters:
     webhook_state: dict[str, tuple[bool, int]] = field(default_factory=dict)
 
 
+class ActivityRow(NamedTuple):
+    """Deliveries of one webhook, minute, outcome and duration bucket."""
+
+    webhook_id: str
+    minute: int  # unix minutes: created_at // 60
+    state: str
+    digits: int | None  # of the whole milliseconds; None: no attempt timed (duration_ms NULL)
+    lead: int | None  # the first two of them
+    n: int
+    max_ms: float | None
+
+
 class StorageLost(Exception):
     """The database file was deleted or replaced under the running daemon."""
 
@@ -123,6 +135,11 @@ class DeliveryLog(Protocol):
     async def delivery(self, delivery_id: str) -> dict[str, Any] | None:
         """One delivery's whole record: its attempts, each with its own response (none under
         lightweight logs), the request, and the item, occurrence and object ids."""
+        ...
+
+    async def activity(self, since: float, webhook_id: str | None) -> list[ActivityRow]:
+        """Deliveries created at or after ``since`` by webhook, minute, outcome and duration
+        bucket (the page's activity chart)."""
         ...
 
 

@@ -10,15 +10,17 @@ import orjson
 
 from hookd.models import delivery_seq
 from hookd.search import DeliveryQuery
-from hookd.store.connection import Connection
+from hookd.store.activity import activity_rows
+from hookd.store.connection import Reads
+from hookd.store.interface import ActivityRow
 from hookd.store.search import LIST_COLUMNS, search, summary
 
 
 class LogReader:
     """Read-only queries over the delivery log (a ``DeliveryLog``); every timestamp is unix seconds."""
 
-    def __init__(self, conn: Connection, unsaved: Callable[[], dict[int, str]]) -> None:
-        self._conn = conn
+    def __init__(self, conn: Reads, unsaved: Callable[[], dict[int, str]]) -> None:
+        self._conn = conn  # see Reads: never the writer's thread when the store is a file
         self._unsaved = unsaved  # see Store.unsaved
 
     async def counts(self, webhook_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -153,3 +155,7 @@ class LogReader:
             return rec
 
         return await self._conn.run(read)
+
+    async def activity(self, since: float, webhook_id: str | None) -> list[ActivityRow]:
+        """Deliveries created at or after ``since`` by webhook, minute, outcome and duration bucket."""
+        return await self._conn.run(lambda conn: activity_rows(conn, since, webhook_id))

@@ -13,7 +13,7 @@ import orjson
 from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store import failed, ops
-from hookd.store.connection import Connection
+from hookd.store.connection import Connection, Reads
 from hookd.store.interface import Counters, Failed, OpenBatch, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
 from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
@@ -33,7 +33,8 @@ class Store:
         self._conn = Connection(path, clock)
         self._writer = Writer(self._conn, durability, clock)
         self._counters = Counters()
-        self._log = LogReader(self._conn, self.unsaved)
+        self._reads = Reads(self._conn)
+        self._log = LogReader(self._reads, self.unsaved)
 
     @property
     def lost(self) -> bool:
@@ -70,9 +71,15 @@ class Store:
             ops.read_counters(conn, self._counters)
 
         await self._writer.open(self.busy_timeout, setup)
+        try:
+            await self._reads.open(self.busy_timeout)
+        except BaseException:
+            await self._writer.close()
+            raise
 
     async def close(self) -> None:
-        """Flush what is queued, then close the connection (see Writer.close)."""
+        """Flush what is queued, then close the connections (see Writer.close)."""
+        await self._reads.close()
         await self._writer.close()
 
     async def writer(self) -> None:

@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { h, link, mono } from "./dom.js";
 import { STATES, STATE_META, fmtDuration } from "./format.js";
 import { deliveryHref, enc, go, webhookHref } from "./routes.js";
+import { batchedCount } from "./batches.js";
 import { ago, stateBadge, statusCell, when } from "./widgets.js";
 
 const PAGE_SIZE = 50;
@@ -73,7 +74,7 @@ function pager(w, page, route) {
 export function deliveriesList(w, page, route) {
   const emptyText = route.state ? `No ${route.state} deliveries${route.before ? " on this page" : ""}.` : "No deliveries yet.";
   return [
-    h("div", { class: "toolbar" }, filters(w, route)),
+    h("div", { class: "toolbar" }, filters(w, route), batchedCount(w)),
     h("div", { class: "card table-card" },
       page.deliveries.length
         ? h("table", { class: "grid deliveries" },

@@ -121,3 +121,14 @@ export function prettyJson(text) {
   }
   return out;
 }
+
+/** Time left until a deadline, for a countdown: "2:05:09", "4:07", "9 s", or "due now" once passed. */
+export function fmtCountdown(ms) {
+  if (ms <= 0) return "due now";
+  const total = Math.ceil(ms / 1000);
+  if (total < 60) return `${total} s`;
+  const hours = Math.floor(total / 3600);
+  const mins = Math.floor((total % 3600) / 60);
+  const secs = total % 60;
+  return hours ? `${hours}:${pad(mins)}:${pad(secs)}` : `${mins}:${pad(secs)}`;
+}

@@ -9,12 +9,13 @@ import { go, parseRoute } from "./routes.js";
 import { loadScopes, scopesKey } from "./scopes.js";
 import { initToken } from "./token.js";
 import * as webhook from "./webhook.js";
+import * as search from "./search.js";
 import * as form from "./webhook_form.js";
 import * as webhooks from "./webhooks.js";
 import { refreshTimes } from "./widgets.js";
 
 const REFRESH_MS = 2500;
-const VIEWS = { overview: webhooks, webhook, delivery, form };
+const VIEWS = { overview: webhooks, webhook, delivery, form, search };
 
 const view = $("view");
 // The load on its way, if any: {controller, navigated}. A navigation (or a forced refresh)
@@ -120,6 +121,7 @@ $("live-toggle").addEventListener("click", () => {
 });
 
 initToken(() => load(false, true));
+search.initSearch();
 window.addEventListener("hashchange", () => load(true));
 document.addEventListener("visibilitychange", () => { if (!document.hidden && !isPaused()) load(false); });
 setInterval(() => {

@@ -1,5 +1,6 @@
 // The page's addresses: what location.hash names, the links to each view, and moving to one.
 // Views: #/ (webhooks), #/webhooks/{id}?state=&before= (deliveries), #/deliveries/{id},
+// #/search?q=&o=&e= (search results; o and e: the two lists' cursors),
 // and the webhook form: #/new-webhook and #/webhooks/{id}/edit. (Not #/webhooks/new: "new"
 // is a valid webhook id, whose page that address already is.)
 
@@ -9,7 +10,7 @@ export const enc = encodeURIComponent;
 
 /**
  * The view the hash names: {name: "overview"}, {name: "webhook", id, state, before},
- * {name: "delivery", id} or {name: "form", id} (id null: a new webhook).
+ * {name: "delivery", id}, {name: "search", q, o, e} or {name: "form", id} (id null: a new webhook).
  */
 export function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/";
@@ -25,6 +26,9 @@ export function parseRoute() {
     return { name: "webhook", id: parts[1], state, before: q.get("before") || "" };
   }
   if (parts[0] === "deliveries" && parts[1]) return { name: "delivery", id: parts[1] };
+  if (parts[0] === "search" && parts.length === 1) {
+    return { name: "search", q: (q.get("q") || "").trim(), o: q.get("o") || "", e: q.get("e") || "" };
+  }
   return { name: "overview" };
 }
 
@@ -37,6 +41,14 @@ export function webhookHref(id, state, before) {
 }
 
 export const deliveryHref = (id) => `#/deliveries/${enc(id)}`;
+
+/** The search results for ``q``; ``o`` and ``e`` are the object and event lists' cursors. */
+export function searchHref(q, o, e) {
+  const p = new URLSearchParams({ q });
+  if (o) p.set("o", o);
+  if (e) p.set("e", e);
+  return `#/search?${p}`;
+}
 
 export const NEW_WEBHOOK_HREF = "#/new-webhook";
 

@@ -91,14 +91,15 @@ function confirmDelete(w, etag, cancelled) {
   dialog.showModal();
 }
 
-/** The webhook page's buttons (only those the token may use) and the last test's link. */
-export function webhookActions(w, etag, refresh) {
+/** The webhook page's buttons (only those the token may use; ``more``: other views' buttons) and the last test's link. */
+export function webhookActions(w, etag, refresh, ...more) {
   if (!canManage()) return null;
   const managed = w.source === "api";
   return h("div", { class: "actions" },
     h("div", { class: "action-buttons" },
       managed ? link(editHref(w.id), { class: "btn", "data-action": "edit" }, "Edit") : null,
       testButton(w, refresh),
+      more,
       managed ? h("button", { type: "button", class: "btn btn-danger-quiet", "data-action": "delete", onclick: () => confirmDelete(w, etag, refresh) }, "Delete") : null),
     testNote(w));
 }

@@ -7,16 +7,25 @@ import { STATES, STATE_META } from "./format.js";
 import { disabledNote, enableButton, enabledBadge, lastCell } from "./health.js";
 import { setCrumbs } from "./page.js";
 import { NEW_WEBHOOK_HREF, webhookHref } from "./routes.js";
+import { activityChart } from "./activity_chart.js";
+import { batchedCount } from "./batches.js";
 import { sourceMark } from "./webhook_actions.js";
 import { typeTag } from "./widgets.js";
 
-export const fetchData = (route, signal) => api("/v1/webhooks", { signal });
+/** [the webhooks, their last hour's activity (null from a hookd without GET /v1/activity)]. */
+export const fetchData = (route, signal) => Promise.all([
+  api("/v1/webhooks", { signal }),
+  api("/v1/activity?minutes=60", { signal }).catch((err) => {
+    if (signal.aborted || err.status === 0) throw err;
+    return null;
+  }),
+]);
 
 function countsStrip(w, compact) {
   const counts = w.counts || {};
   const total = STATES.reduce((n, s) => n + (counts[s] || 0), 0);
-  if (!total && compact) return h("span", { class: "muted" }, "No deliveries yet");
-  return h("span", { class: "counts" }, STATES.map((s) => {
+  if (!total && compact && !counts.batched) return h("span", { class: "muted" }, "No deliveries yet");
+  return h("span", { class: "counts" }, batchedCount(w), STATES.map((s) => {
     const n = counts[s] || 0;
     if (compact && !n) return null;
     return link(webhookHref(w.id, s), {
@@ -26,7 +35,7 @@ function countsStrip(w, compact) {
 }
 
 /** ``ctx.refresh`` reloads the view (after Enable). */
-export function render(data, route, ctx) {
+export function render([data, activity], route, ctx) {
   const hooks = data.webhooks || [];
   document.title = "Webhooks · hookd";
   setCrumbs({ text: "Webhooks" });
@@ -46,6 +55,7 @@ export function render(data, route, ctx) {
       h("div", { class: "hook-url", title: w.url }, w.url)),
     h("td", {}, enabledBadge(w), h("div", {}, disabledNote(w))),
     h("td", {}, countsStrip(w, true)),
+    activity ? h("td", { class: "cell-chart" }, activityChart(activity, activity.webhooks[w.id])) : null,
     h("td", {}, lastCell(w)),
     h("td", { class: "cell-actions" }, enableButton(w, ctx.refresh))));
   return h("section", { class: "overview" },
@@ -55,6 +65,7 @@ export function render(data, route, ctx) {
     hooks.length
       ? h("div", { class: "card table-card" }, h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, h("th", {}, "Webhook"), h("th", {}, "Status"), h("th", {}, "Deliveries"),
+          activity ? h("th", { title: "Deliveries per minute by outcome (green succeeded, amber retrying, red failed), and the median latency as a line" }, "Last hour") : null,
           h("th", {}, "Last attempt"), h("th", { class: "cell-actions" }, h("span", { class: "sr-only" }, "Actions")))),
         h("tbody", {}, rows)))
       : h("div", { class: "card empty" }, h("p", {}, "No webhooks yet."),
