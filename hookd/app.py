@@ -40,6 +40,8 @@ from hookd.webhooks import address_check, compose
 log = structlog.get_logger("hookd")
 
 PRUNE_EVERY = 3600.0
+# The longest request line the listener takes (aiohttp's default is 8,190 bytes).
+MAX_REQUEST_LINE = 65536
 
 
 class App:
@@ -168,8 +170,16 @@ class App:
             add_ui_routes(app)
         # keepalive_timeout closes a connection idle, or still short of a whole request
         # head, that long after it opened or last answered: aiohttp has no header timeout.
+        # max_line_size: a search within the documented limits (four ids of up to 1,024
+        # characters, percent-encoded UTF-8) makes a request line of up to about 50 KB;
+        # aiohttp's default of 8,190 bytes would refuse it as text/plain before hookd saw it.
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, keepalive_timeout=timeout
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            keepalive_timeout=timeout,
+            max_line_size=MAX_REQUEST_LINE,
         )
         await runner.setup()
         site = AcceptSite(runner, server.listen, server.host, server.port, AcceptErrors(self.metrics.accept_errors.inc))

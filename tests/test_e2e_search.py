@@ -249,6 +249,24 @@ async def test_bad_queries_are_refused_with_one_detail_each(
         assert [x["path"] for x in body["error"]["details"]] == [bad.split("=")[0]]
 
 
+async def test_a_search_at_the_documented_limits_is_answered_as_json(
+    receiver: Receiver, make_config: MakeConfig, app_factory: AppFactory
+) -> None:
+    """Four ids of 1,024 non-ASCII characters each make a request line of about 37 KB once
+    percent-encoded: hookd answers it (and one character more) itself, in JSON."""
+    d = await app_factory(make_config([webhook("a", receiver.url + "/a")]))
+    longest = "€" * 1024
+    filters = dict.fromkeys(("object_id", "event_id", "item_id", "webhook"), longest)
+    line = "/v1/deliveries?" + urlencode(filters)
+    assert len(line) > 8190 * 4  # far past aiohttp's default request-line limit
+    code, body = await d.request("GET", line)
+    assert code == 200, body
+    assert body == {"deliveries": [], "next": None}
+    code, body = await d.request("GET", "/v1/deliveries?" + urlencode({**filters, "object_id": longest + "€"}))
+    assert code == 400, body
+    assert [x["path"] for x in body["error"]["details"]] == ["object_id"]
+
+
 async def three_tries(request: web.Request, n: int) -> web.StreamResponse:
     """Attempt 1 outlasts the client's timeout, attempt 2 gets a 503 with a long body, attempt 3 a 200."""
     if n == 1:
