@@ -59,7 +59,7 @@ def plot(results: dict[str, Any], path: Path) -> None:  # noqa: C901 - one panel
                 ax.hlines(t, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
             ax.text(x, v, f"{v:.2f}", ha="center", va="bottom")
         ax.set_xticks(list(xs), [b[0] for b in bars])
-        ax.set_ylabel("hookd / ceiling (dashed: target)")
+        ax.set_ylabel("rate / ceiling (dashed: hookd's target)")
         ax.set_title("throughput ratios")
     else:
         _missing(ax, "throughput")
