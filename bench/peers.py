@@ -44,7 +44,6 @@ from harness import (
     wait_channel,
     wait_file,
 )
-from peer_celery import WORKER_ARGS
 from scenarios import CONCURRENCY, POSTERS, Ctx, Row, client_loop, fmt
 
 PEERS = ("celery", "arq")
@@ -179,6 +178,8 @@ async def run_peer(ctx: Ctx, name: str) -> PeerRun:
     }
     script = BENCH_DIR / f"peer_{name}.py"
     if name == "celery":
+        from peer_celery import WORKER_ARGS  # here: celery is imported only when it is installed
+
         worker_cmd = [sys.executable, "-m", "celery", "-A", "peer_celery", "worker", "-n", f"peer-{ctx.run_id}@%h",
                       *WORKER_ARGS]  # fmt: skip
     else:
