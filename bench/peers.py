@@ -252,10 +252,11 @@ async def peers(ctx: Ctx) -> dict[str, Any]:
         r = runs[name]
         ctx.rows.append(Row("8 peers" if i == 0 else "", f"{LABELS[name]}: deliveries/s", fmt(r.rate), fmt(ceil),
                             r.rate / ceil))  # fmt: skip
-        vs = f"; hookd ÷ {name} {hookd_rate / r.rate:.1f}" if hookd_rate else ""
         parts = ", ".join(f"{role} {us:.0f}" for role, us in r.cpu_us_per_event.items())
         ctx.rows.append(Row("", "  CPU per event", f"{r.cpu_total:.0f} µs ({parts})"))
-        ctx.rows.append(Row("", "  ingest done after", f"{r.ingest_seconds:.2f} s{vs}"))
+        ctx.rows.append(Row("", "  ingest done after", fmt(r.ingest_seconds, " s", 2)))
+        if hookd_rate:  # figure 1 ran earlier in this run
+            ctx.rows.append(Row("", "  hookd's rate (figure 1) ÷ this", f"{hookd_rate / r.rate:.1f}"))
         out[name] = {"rate": r.rate, "ratio": r.rate / ceil, "ingest_seconds": r.ingest_seconds,
                      "cpu_us_per_event": r.cpu_total, "cpu_us_per_event_by_process": r.cpu_us_per_event}  # fmt: skip
         if hookd_rate:
