@@ -89,7 +89,8 @@ async def build(store: Store, keys: int, per_key: int) -> None:
             i.seq = chunks[i.batch_key]
         for pos, i in enumerate(request):
             i.pos = pos
-        occs = [Occurrence(i.occurrence_id, i.event, "2026-12-02T03:00:00.000Z", {}, None, None, False) for i in request]
+        stamp = "2026-12-02T03:00:00.000Z"
+        occs = [Occurrence(i.occurrence_id, i.event, stamp, {}, None, None, False) for i in request]
         await store.ingest(occs, 0.0, [], list(enumerate(request)))
 
 
