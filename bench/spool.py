@@ -160,7 +160,7 @@ def ms(xs: list[float]) -> str:
     return f"{statistics.median(xs):7.1f} / {p99:7.1f} / {xs[-1]:7.1f} ms  (n={len(xs)})"
 
 
-async def main(keys: int, per_key: int, runs: int) -> None:
+async def main(keys: int, per_key: int, runs: int, rounds: bool) -> None:
     """Build, time, print."""
     with tempfile.TemporaryDirectory(prefix="hookd-spool-") as tmp:
         workdir = Path(tmp)
@@ -174,7 +174,7 @@ async def main(keys: int, per_key: int, runs: int) -> None:
             for loaded in (False, True):
                 took = [await timed(lambda: store.batch_items_many(wanted), loaded) for _ in range(runs)]
                 print(f"read,  loop {'busy' if loaded else 'idle'}: {ms(took)}")
-        for loaded in (False, True):
+        for loaded in (False, True) if rounds else ():
             took = [await round_once(workdir, keys, per_key, loaded) for _ in range(max(3, runs // 4))]
             print(f"round, loop {'busy' if loaded else 'idle'}: {ms(took)}")
 
@@ -184,9 +184,10 @@ if __name__ == "__main__":
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=1, help="items per key")
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--read-only", action="store_true", help="time the read only, not whole rounds")
     args = parser.parse_args()
     # As hookd run sets them (hookd/cli.py).
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     sys.setswitchinterval(0.001)
-    uvloop.run(main(args.keys, args.items, args.runs))
+    uvloop.run(main(args.keys, args.items, args.runs, not args.read_only))

@@ -84,7 +84,7 @@ async def test_kill_9_during_batched_ingest_delivers_every_accepted_event_once_p
     batching everything; after a SIGKILL mid-load and a restart, each event accepted with a 202 arrives at each
     webhook in exactly one delivery (repeats of a delivery carry its same bytes), in a batch of its own key, with
     its object byte-equal to what was sent; events whose answer was lost arrive at most once."""
-    hooks = {
+    hooks: dict[str, dict[str, Any]] = {
         "timers": {"batching": "same_event_type", "batch_wait_seconds": 0.15, "max_items_per_batch": 40},
         "spooled": {"batching": "same_event_type", "batch_wait_seconds": 0.5, "max_items_per_batch": 60},
         "all": {"batching": "any_event", "batch_wait_seconds": 0.1, "max_items_per_batch": 25},

@@ -48,6 +48,7 @@ from hookd.store.schema import (
     DeliveryUpdate,
     NewDelivery,
     by_seq,
+    chunk_items,
     chunk_rows,
     delivery_from_row,
     new_delivery,
@@ -304,3 +305,20 @@ def open_batches(conn: sqlite3.Connection) -> list[OpenBatch]:
             "SELECT webhook_id, batch_key, min(deadline), sum(left) FROM chunks GROUP BY webhook_id, batch_key"
         )
     ]
+
+
+def batch_items_many(conn: sqlite3.Connection, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
+    """For each (webhook, key, limit), that batch's oldest items."""
+    out: list[list[Item]] = []
+    for webhook_id, batch_key, limit in batches:
+        got: list[Item] = []
+        rows = conn.execute(
+            "SELECT seq, done, meta, bodies FROM chunks WHERE webhook_id = ? AND batch_key = ? ORDER BY seq",
+            (webhook_id, batch_key),
+        )
+        for seq, done, meta, bodies in rows:
+            got += chunk_items(webhook_id, batch_key, seq, done, meta, bodies)
+            if len(got) >= limit:
+                break
+        out.append(got[:limit])
+    return out

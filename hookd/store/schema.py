@@ -364,19 +364,15 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
     return out
 
 
-def chunk_items(
-    webhook_id: str, batch_key: str, seq: int, done: str, meta: list[list[Any]], bodies: bytes, at: int = 0
-) -> list[Item]:
-    """The items of a chunk row not yet taken by a batch, in order; ``meta`` decoded, the
-    chunk's bodies at offset ``at`` of ``bodies`` (a spool round reads many chunks' as one)."""
-    taken = {int(p) for p in done.split(",") if p} if done else ()
+def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str, bodies: bytes) -> list[Item]:
+    """The items of a chunk row not yet taken by a batch, in order."""
+    taken = {int(p) for p in done.split(",") if p}
     out = []
-    at -= 1  # the starts in meta are 1-based
-    for m in meta:
+    for m in orjson.loads(meta):
         pos, iid, trigger, event, occ, deadline, a, n = m[:8]
         if pos in taken:
             continue
-        body = bodies[at + a : at + a + n]
+        body = bodies[a - 1 : a - 1 + n]
         # Chunks of schema 4 and older have no object id: it is the body's (every payload
         # kind carries the envelope).
         object_id = m[8] if len(m) > 8 else _object_id(body)

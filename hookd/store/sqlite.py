@@ -12,7 +12,7 @@ import orjson
 
 from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store import failed, ops, spool
+from hookd.store import failed, ops
 from hookd.store.connection import Connection, Reads
 from hookd.store.interface import Counters, Failed, OpenBatch, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
@@ -274,8 +274,8 @@ class Store:
         return await self.run(ops.open_batches)
 
     async def batch_items_many(self, batches: Sequence[tuple[str, str, int]]) -> list[list[Item]]:
-        """For each (webhook, key, limit), that batch's oldest items; one statement (see spool)."""
-        return await self.run(lambda c: spool.read_round(c, batches))
+        """For each (webhook, key, limit), that batch's oldest items; all in one trip."""
+        return await self.run(lambda c: ops.batch_items_many(c, batches))
 
     async def seen_event_types(self, since: float) -> dict[str, tuple[int, float]]:
         """Each event type ingested since ``since``: (count, last ingest time), by the hour."""
