@@ -168,12 +168,16 @@ class Batcher:
         if b.timer is not None:
             b.timer.cancel()
         if b.spooled:
-            self._spool_due.append(b)
-            if not self._spool_task:
-                self._spool_task = True
-                self._tasks.spawn(self._flush_spooled())
+            self._spool([b])
             return
         self._emit(b.webhook_id, b.items)
+
+    def _spool(self, due: list[OpenBatch]) -> None:
+        """Hand closed spooled batches to the spool task (started if none runs)."""
+        self._spool_due += due
+        if not self._spool_task:
+            self._spool_task = True
+            self._tasks.spawn(self._flush_spooled())
 
     def _emit(self, webhook_id: str, items: list[Item]) -> None:
         policy = self._policies.get(webhook_id)
@@ -273,9 +277,10 @@ class Batcher:
     def poll(self) -> None:
         """Flush spooled batches whose deadline has passed (called every spool_poll_seconds)."""
         now = self._clock.now()
+        # All of them in one step: one list for the spool task, whose one read takes them.
         due = [k for k, b in self.open.items() if b.spooled and b.deadline <= now]
-        for k in due:
-            self.flush(k)
+        if due:
+            self._spool([self.open.pop(k) for k in due])
 
     async def read_open(
         self, webhook_ids: set[str] | None, webhooks: Iterable[Webhook], spool_after: float
