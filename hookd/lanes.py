@@ -10,11 +10,15 @@ import heapq
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from hookd.clock import Timer
 from hookd.egress import DIRECT, Egress
 from hookd.models import Delivery
 from hookd.payloads import RequestShape
+
+if TYPE_CHECKING:
+    from hookd.metrics import WebhookMeter
 
 
 @dataclass(eq=False)
@@ -36,6 +40,10 @@ class Lane:
     holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
     timers: dict[int, Timer] = field(default_factory=dict)  # delivery seq → retry timer
     egress: Egress = DIRECT  # proxy, TLS and guard of its requests
+    # Set by the dispatcher with the webhook's config: its logger with the webhook bound,
+    # and its metrics' labelled children, so an attempt looks up neither.
+    log: Any = None
+    meter: WebhookMeter | None = None
 
     def push(self, d: Delivery) -> None:
         """Queue a delivery; ordered lanes keep ingest (sequence) order."""
