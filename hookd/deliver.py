@@ -50,6 +50,9 @@ class Dispatcher:
         self._inflight = 0
         self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
         self._tasks = TaskSet()
+        # While a worker's attempt releases its slot: where the first attempt that release
+        # starts is put, for that worker to run (see _work).
+        self._taker: list[tuple[Lane, Delivery]] | None = None
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         # Deliveries in an attempt now or with their outcome not yet committed, by webhook
@@ -137,7 +140,11 @@ class Dispatcher:
                 return
             lane.inflight += 1
             self._inflight += 1
-            self._tasks.spawn(self._attempt(lane, d))
+            taker = self._taker
+            if taker is not None and not taker:
+                taker.append((lane, d))  # a worker whose attempt just ended runs it (see _work)
+            else:
+                self._tasks.spawn(self._work(lane, d))
 
     def _release(self, lane: Lane) -> None:
         lane.inflight -= 1
@@ -151,7 +158,33 @@ class Dispatcher:
 
     # -- one attempt -------------------------------------------------------------------
 
+    async def _work(self, lane: Lane, d: Delivery) -> None:
+        """Run attempts for as long as each one's end frees a slot that a waiting delivery takes.
+
+        The first attempt that a release starts (the common case under load: one ends, the
+        next waiting one takes its slot) runs in this task rather than a new one. A task per
+        attempt cost about 12 µs more per attempt than a task that goes on (a uvloop
+        microbench; task, coroutine, done callback and TaskSet bookkeeping); which lane goes
+        next is still _release's choice, in the same order.
+        """
+        while True:
+            try:
+                await self._attempt(lane, d)
+            except BaseException:
+                self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
+                raise
+            taken: list[tuple[Lane, Delivery]] = []
+            self._taker = taken
+            try:
+                self._release(lane)
+            finally:
+                self._taker = None
+            if not taken:
+                return
+            lane, d = taken[0]
+
     async def _attempt(self, lane: Lane, d: Delivery) -> None:
+        """One attempt, settled; the caller releases its slot."""
         shape, egress = lane.shape, lane.egress
         n = d.attempts + 1
         self._hold(d)
@@ -161,7 +194,6 @@ class Dispatcher:
         started = self._clock.now()
         try:
             if not d.loaded and not await self._load(lane, d):
-                self._release(lane)
                 return
             started = self._clock.now()
             try:
@@ -174,17 +206,12 @@ class Dispatcher:
                 resp = Response(status=None, error="http", message=f"cannot build the request: {exc}")
             else:
                 resp = await self._sender.send(shape.method, shape.url, headers, body or None, params, egress)
-        except BaseException:
-            self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
-            raise
         finally:
             self._unhold(d)
         try:
             self._settle(lane, d, n, started, headers, own, params, resp)
         except Exception:  # a bug here must not wedge the lane; the log keeps it
             log.exception("settle_failed", webhook=lane.webhook_id, delivery=d.id)
-        finally:
-            self._release(lane)
 
     async def _load(self, lane: Lane, d: Delivery) -> bool:
         """Read a reloaded delivery's body; False when it cannot be sent now."""
