@@ -259,6 +259,7 @@ class Dispatcher:
         saved.add_done_callback(functools.partial(self._saved, d, state))
         meter, lane_log = lane.meter, lane.log
         assert meter is not None
+        assert lane_log is not None
         meter.attempt(resp.status, resp.error, resp.duration_ms)
         # A delivery failed for good needs an operator's look; one to be retried not yet.
         # The lane's logger has the webhook bound: the same line, one keyword fewer per call.

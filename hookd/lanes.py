@@ -10,15 +10,14 @@ import heapq
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+
+from structlog.typing import FilteringBoundLogger
 
 from hookd.clock import Timer
 from hookd.egress import DIRECT, Egress
+from hookd.metrics import WebhookMeter
 from hookd.models import Delivery
 from hookd.payloads import RequestShape
-
-if TYPE_CHECKING:
-    from hookd.metrics import WebhookMeter
 
 
 @dataclass(eq=False)
@@ -32,6 +31,10 @@ class Lane:
     lightweight: bool
     auto_disable_after: int
     name: str = ""  # the webhook's display name, for operator events
+    # Set by the dispatcher with the webhook's config: its logger with the webhook bound,
+    # and its metrics' labelled children, so an attempt looks up neither.
+    log: FilteringBoundLogger | None = None
+    meter: WebhookMeter | None = None
     auto_disabled: bool = False
     failures: int = 0  # consecutive failed deliveries
     inflight: int = 0
@@ -40,10 +43,6 @@ class Lane:
     holding: Delivery | None = None  # ordered: the delivery waiting out a retry delay
     timers: dict[int, Timer] = field(default_factory=dict)  # delivery seq → retry timer
     egress: Egress = DIRECT  # proxy, TLS and guard of its requests
-    # Set by the dispatcher with the webhook's config: its logger with the webhook bound,
-    # and its metrics' labelled children, so an attempt looks up neither.
-    log: Any = None
-    meter: WebhookMeter | None = None
 
     def push(self, d: Delivery) -> None:
         """Queue a delivery; ordered lanes keep ingest (sequence) order."""
