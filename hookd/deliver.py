@@ -50,9 +50,6 @@ class Dispatcher:
         self._inflight = 0
         self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
         self._tasks = TaskSet()
-        # While a worker's attempt releases its slot: where the first attempt that release
-        # starts is put, for that worker to run (see _work).
-        self._taker: list[tuple[Lane, Delivery]] | None = None
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         # Deliveries in an attempt now or with their outcome not yet committed, by webhook
@@ -60,6 +57,9 @@ class Dispatcher:
         self._active: dict[str, dict[str, Delivery]] = {}
         self._holds: dict[str, int] = {}  # delivery id → reasons it is in _active
         self._stopping = False
+        # While a worker's attempt releases its slot: where the first attempt that release
+        # starts is put, for that worker to run (see _work).
+        self._taker: list[tuple[Lane, Delivery]] | None = None
         self._settings: Any = None
         self._rand: Callable[[], float] = random.random
 
