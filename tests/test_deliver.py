@@ -270,6 +270,30 @@ async def test_lanes_take_turns_for_global_slots(store: Store) -> None:
         assert h.sender.sent() == [d.message_id for d in first + second]
 
 
+async def test_a_slot_freed_under_load_is_taken_up_without_a_new_task(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When an attempt ends and a delivery waits for its slot, the task that ran the attempt
+    runs the next one: a task per attempt cost more than the attempt's own hookd code."""
+    async with harness(store, config({"id": "w"}, concurrency=2)) as h:
+        spawned = 0
+        spawn = h.dispatcher._tasks.spawn
+
+        def counting(coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+            nonlocal spawned
+            spawned += 1
+            return spawn(coro, name)
+
+        monkeypatch.setattr(h.dispatcher._tasks, "spawn", counting)
+        h.sender.script["https://example.com/w"] = [200] * 8
+        made = await h.deliver("w", 8)
+        await h.sender.wait_calls(8)
+        await until(lambda: h.dispatcher.inflight == 0, "everything settled")
+        assert sorted(h.sender.sent()) == sorted(d.message_id for d in made)
+        assert spawned == 2  # one per global slot
+        assert await h.states(*made) == [("succeeded", 1)] * 8
+
+
 async def test_short_retry_waits_run_on_timers(store: Store) -> None:
     """A retry wait within spool_after is a timer on the clock: the attempt comes exactly when it is due."""
     async with harness(store, config({"id": "w"}, retry_schedule=[5, 30])) as h:

@@ -39,7 +39,7 @@ class Outcome:
     state: str  # the delivery's state after the attempt
     next_at: float | None
     lightweight: bool
-    request: dict[str, Any] | None = None
+    request: dict[str, Any] | bytes | None = None  # bytes: already JSON (see attempt_log)
     response: dict[str, Any] | None = None
 
 

@@ -175,7 +175,7 @@ class Store:
             seq=d.seq, state=o.state, next_at=o.next_at, attempts=o.n, status_code=o.status_code, error=o.error,
             duration_ms=o.duration_ms, finished_at=o.started_at if final else None,
             drop_body=1 if (final and o.lightweight) else 0,
-            request=orjson.dumps(o.request) if o.request is not None else None,
+            request=o.request if o.request is None or isinstance(o.request, bytes) else orjson.dumps(o.request),
         )  # fmt: skip
 
         # Outcomes queued back to back share one op. Only the queue's tail is joined: an
