@@ -28,7 +28,7 @@ from hookd.lanes import Health, Lane
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
-from hookd.retry import decide, parse_retry_after
+from hookd.retry import decide, find_header, parse_retry_after
 from hookd.store import Outcome, Storage
 from hookd.tasks import TaskSet
 
@@ -237,7 +237,10 @@ class Dispatcher:
     ) -> None:
         s = self._settings
         now = self._clock.now()
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+        # Only an answer that was not a success can ask for a later retry; a 2xx skips the lookup.
+        status = resp.status
+        asked = find_header(resp.headers, "Retry-After") if status is not None and status >= 300 else None
+        retry_after = parse_retry_after(asked, now)
         decision = decide(resp.status, resp.error, n, s.retry_schedule, s.jitter, s.retry_on,
                           retry_after, self._rand)  # fmt: skip
         d.attempts = n

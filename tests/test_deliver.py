@@ -322,6 +322,25 @@ async def test_short_retry_waits_run_on_timers(store: Store) -> None:
         assert [a["started_at"] for a in rec["attempt_log"]] == [T0, T0 + 5, T0 + 35]
 
 
+async def test_retry_after_is_honoured_in_any_spelling(store: Store) -> None:
+    """A receiver's ``retry-after`` in lower case stretches the wait as ``Retry-After`` does
+    (header names are case-insensitive; the logged headers keep the receiver's spelling)."""
+    async with harness(store, config({"id": "w"}, retry_schedule=[5, 60])) as h:
+        h.sender.script["https://example.com/w"] = [(503, {"retry-after": "20"}), (429, {"RETRY-AFTER": "40"}), 200]
+        (d,) = await h.deliver("w")
+        await h.sender.wait_calls(1)
+        await until(lambda: h.clock.pending == 1 and h.idle("w"), "the first retry timer")
+        assert h.clock.due() == [T0 + 20]  # not the schedule's 5 s
+        h.clock.advance(20)
+        await h.sender.wait_calls(2)
+        await until(lambda: h.clock.pending == 1 and h.idle("w"), "the second retry timer")
+        assert h.clock.due() == [T0 + 20 + 60]  # the schedule's 60 s is longer than the 40 asked
+        h.clock.advance(60)
+        await h.sender.wait_calls(3)
+        await until(lambda: h.idle("w"), "the last attempt settled")
+        assert await h.states(d) == [("succeeded", 3)]
+
+
 async def test_long_retry_waits_go_to_the_spool_and_come_back_on_poll(store: Store) -> None:
     """A retry wait above spool_after leaves no timer; the spool poll brings it back once due, not before."""
     async with harness(store, config({"id": "w"}, retry_schedule=[100])) as h:
