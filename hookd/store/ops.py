@@ -26,6 +26,8 @@ from hookd.store.schema import (
     COPY_BODIES,
     DELETE_CHUNKS,
     DELETE_CONSUMED,
+    DELETE_OCCURRENCE_SETS,
+    DELETE_SET_OCCURRENCES,
     DELIVERY_COLUMNS,
     DELIVERY_UPDATE,
     DROP_BODIES,
@@ -35,11 +37,13 @@ from hookd.store.schema import (
     INSERT_CHUNKS,
     INSERT_DELIVERIES,
     INSERT_OBJECTS,
+    INSERT_OCCURRENCE_SET,
     INSERT_OCCURRENCES,
     INSERT_PAYLOADS,
     INSERT_SEARCH,
     NEW_DELIVERY,
     OCCURRENCE_ID,
+    OLD_OCCURRENCE_SETS,
     PAYLOAD_KEYS,
     PAYLOAD_OBJECTS,
     SEEN_HOUR,
@@ -72,7 +76,9 @@ def ingest(
     dupes = find_duplicates(conn, occurrences)
     fresh = [(o.id,) for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
     if fresh:
-        INSERT_OCCURRENCES.run(conn, OCCURRENCE_ID.pack(fresh), received_at)
+        ids = OCCURRENCE_ID.pack(fresh)
+        INSERT_OCCURRENCES.run(conn, ids, received_at)
+        conn.execute(INSERT_OCCURRENCE_SET, (ids.rows, ids.blob, received_at))
     if deliveries:
         insert_deliveries(conn, [new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes])
     if items:
@@ -235,7 +241,10 @@ def prune(conn: sqlite3.Connection, cutoff: float, kept: bytes, limit: int) -> i
     referred = body_store.release(conn, found)
     conn.execute("DELETE FROM payloads WHERE seq IN (SELECT value FROM json_each(?))", (found,))
     body_store.free(conn, referred)
-    conn.execute("DELETE FROM occurrences WHERE received_at < ?", (cutoff,))
+    (old,) = conn.execute(OLD_OCCURRENCE_SETS, (cutoff,)).fetchone()
+    if old != "[]":
+        conn.execute(DELETE_SET_OCCURRENCES, (old,))
+        conn.execute(DELETE_OCCURRENCE_SETS, (old,))
     conn.execute("DELETE FROM event_types_seen WHERE last_at < ?", (cutoff,))
     (orphans,) = conn.execute(
         "SELECT json_group_array(seq) FROM chunks WHERE deadline < ?"

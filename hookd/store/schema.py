@@ -18,11 +18,22 @@ from hookd.store.packing import Layout
 log = structlog.get_logger("hookd.store")
 
 SCHEMA = """
+-- Application-chosen occurrence ids within retention_days (idempotency, SPEC §3): the one
+-- exact lookup by id. Pruned through occurrence_sets, so no index on received_at: one
+-- b-tree row per id instead of two (schema 6).
 CREATE TABLE IF NOT EXISTS occurrences (
     id TEXT PRIMARY KEY,
     received_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS occurrences_received ON occurrences(received_at);
+-- The same ids, one row per ingest request, in arrival order (seq): pruning walks the
+-- oldest rows and deletes their ids by key. spans is [[start, length], …] of each id's
+-- UTF-8 bytes in ids (packing's text layout: an id may hold a NUL).
+CREATE TABLE IF NOT EXISTS occurrence_sets (
+    seq INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    spans TEXT NOT NULL,
+    ids BLOB NOT NULL
+);
 
 -- Items waiting in open batches, one row per ingest request and batch key (a chunk):
 -- one insert per request, not one per item (SPEC §10). meta holds each item as
@@ -338,6 +349,19 @@ DELETE_CONSUMED = "DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(
 # cost 0.7 µs more, twice per event, about 2 % of a batched event's CPU (measured).
 OCCURRENCE_ID = Layout(("id",), texts=("id",))
 INSERT_OCCURRENCES = OCCURRENCE_ID.insert("occurrences", received_at="?3")
+# The request's row of them: the packed rows are the spans, the blob the ids (see the table).
+INSERT_OCCURRENCE_SET = "INSERT INTO occurrence_sets (spans, ids, received_at) VALUES (?1, ?2, ?3)"
+# Sets wholly before ?1 (a time): the scan stops at the first one inside the window.
+OLD_OCCURRENCE_SETS = (
+    "SELECT json_group_array(seq) FROM occurrence_sets WHERE seq < coalesce("
+    " (SELECT seq FROM occurrence_sets WHERE received_at >= ?1 ORDER BY seq LIMIT 1), 1 << 62)"
+)
+_SETS = "SELECT value FROM json_each(?1)"  # ?1 a JSON array of set seqs
+DELETE_SET_OCCURRENCES = (
+    "DELETE FROM occurrences WHERE id IN (SELECT CAST(substr(s.ids, j.value->>0, j.value->>1) AS TEXT)"
+    f" FROM occurrence_sets s, json_each(s.spans) AS j WHERE s.seq IN ({_SETS}))"
+)
+DELETE_OCCURRENCE_SETS = f"DELETE FROM occurrence_sets WHERE seq IN ({_SETS})"
 SEEN_OCCURRENCES = OCCURRENCE_ID.sql("SELECT id FROM occurrences WHERE id IN (SELECT {id} FROM json_each(?1))")
 
 
@@ -461,12 +485,21 @@ INSERT INTO chunk_bodies (seq, bodies) SELECT seq, bodies FROM chunks;
 ALTER TABLE chunks DROP COLUMN bodies;
 """
 MIGRATE_PARTS = "ALTER TABLE payloads ADD COLUMN parts TEXT;"
+# Occurrence ids had an index on received_at for pruning (schema 5 and older): each becomes
+# a set of its own (exact whatever the id holds), and the index goes.
+MIGRATE_OCCURRENCE_SETS = """
+INSERT INTO occurrence_sets (received_at, spans, ids)
+SELECT received_at, json_array(json_array(1, length(CAST(id AS BLOB)))), CAST(id AS BLOB)
+FROM occurrences ORDER BY received_at;
+DROP INDEX occurrences_received;
+"""
 # 3: api_webhooks. An older hookd would open the file and silently route without them.
 # 4: payloads.coalesced_item_ids. An older hookd would write coalesced batches it cannot list.
 # 5: the search index and each attempt's response: an older hookd would not index what it
 # writes (nor take it out again).
 # 6: chunk_bodies, body_refs and payloads.parts: an older hookd would read a batch's body
-# as empty and delete chunks whose bytes payloads still need.
+# as empty and delete chunks whose bytes payloads still need; occurrence_sets: it would
+# never prune the occurrence ids it wrote.
 SCHEMA_VERSION = 6
 
 
@@ -496,6 +529,8 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
         steps.append(MIGRATE_CHUNK_BODIES)
     if "parts" not in payload_columns:
         steps.append(MIGRATE_PARTS)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'occurrences_received'").fetchone():
+        steps.append(MIGRATE_OCCURRENCE_SETS)
     if steps:  # dropping columns rewrites the deliveries table: say so before it starts
         log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
     try:
