@@ -15,7 +15,7 @@ from hookd.models import Delivery, IdFactory, Item, Occurrence
 from hookd.payloads import batch_body
 from hookd.store import Outcome
 from hookd.store.bodies import runs
-from hookd.store.schema import SCHEMA_VERSION
+from hookd.store.schema import SCHEMA_VERSION, chunk_rows, taken
 from tests.support import running_store
 
 BODIES = [b'{"a":1}', b'{"b":"\xc3\xa9,\\"]"}', b"{}", b'{"d":[1,2,3]}', b'{"e":null}']
@@ -106,6 +106,28 @@ def test_runs_fast_path_agrees_with_the_item_by_item_walk() -> None:
         assert got == _reference_runs(picked)
         body = b"[" + b",".join(stored[c][a - 1 : a - 1 + n] for c, a, n in got) + b"]"
         assert body == batch_body([i.body for i in picked])
+
+
+def test_a_chunk_row_is_the_same_by_either_path() -> None:
+    """A request's items back to back (the path made with map()) and the same with one left
+    out (item by item, its place as spaces) give the meta and bytes the layout promises."""
+    whole = _items(1, 7)
+    gapped = _items(1, 7, skip=frozenset({2}))
+    for items in (whole, gapped):
+        (row,) = chunk_rows(items)
+        meta = orjson.loads(row.meta)
+        assert [m[6:8] for m in meta] == [[i.start, len(i.body)] for i in items]
+        assert [m[:6] + m[8:] for m in meta] == [
+            [i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, i.object_id] for i in items
+        ]
+        assert (row.seq, row.left, row.deadline, row.batch_key) == (1, len(items), 5.0, "*")
+        for i in items:
+            assert row.bodies[i.start - 1 : i.start + len(i.body)] == i.body + b","
+    (row,) = chunk_rows(gapped)
+    hole = whole[2]
+    assert row.bodies[hole.start - 1 : hole.start + len(hole.body)] == b" " * (len(hole.body) + 1)
+    assert chunk_rows(whole)[0].bodies == b"".join(i.body + b"," for i in whole)
+    assert taken(3, [4, 1, 4]) == (3, 2, "1,4,", [1, 4])
 
 
 async def test_a_batch_refers_to_its_chunks_and_reads_back_exactly(tmp_path: Path) -> None:
