@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -406,17 +405,10 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
     counted the same way; set here when 0): a duplicate dropped from the chunk leaves its
     place as spaces, so the others stay where the batcher's items say they are."""
     groups: dict[int, list[Item]] = {}
-    if items and len(set(map(_SEQ, items))) == 1:  # one webhook and key: the usual request
-        groups[items[0].seq] = list(items)
-    else:
-        for i in items:
-            groups.setdefault(i.seq, []).append(i)
+    for i in items:
+        groups.setdefault(i.seq, []).append(i)
     out = []
     for seq, members in groups.items():
-        row = _packed_chunk(seq, members)
-        if row is not None:
-            out.append(row)
-            continue
         meta = []
         pieces = []
         at = 1  # the next free byte
@@ -440,27 +432,6 @@ def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
             )
         )  # fmt: skip
     return out
-
-
-_SEQ, _POS, _START, _BODY = attrgetter("seq"), attrgetter("pos"), attrgetter("start"), attrgetter("body")
-_META = [attrgetter(f) for f in ("pos", "id", "trigger", "event", "occurrence_id", "deadline")]
-_DEADLINE, _OBJECT_ID = attrgetter("deadline"), attrgetter("object_id")
-
-
-def _packed_chunk(seq: int, members: list[Item]) -> Chunk | None:
-    """The chunk of ``members`` made with map() and zip() in C, when they lie back to back from
-    the first byte (no duplicate left out, every start given); else None. Item by item, this
-    was about a tenth of the SQLite thread's samples in a batched bench (py-spy)."""
-    starts = list(map(_START, members))
-    lengths = list(map(len, map(_BODY, members)))
-    if starts[0] != 1 or starts[-1] + lengths[-1] != sum(lengths) + len(members) or starts != sorted(starts):
-        return None
-    meta = list(zip(*(map(g, members) for g in _META), starts, lengths, map(_OBJECT_ID, members), strict=True))
-    first = members[0]
-    return Chunk(
-        seq=seq, webhook_id=first.webhook_id, batch_key=first.batch_key, deadline=min(map(_DEADLINE, members)),
-        left=len(members), meta=orjson.dumps(meta), bodies=b",".join(map(_BODY, members)) + b",",
-    )  # fmt: skip
 
 
 def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str, bodies: bytes) -> list[Item]:
