@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
 from hookd.store.writer import Writer
 
 T = TypeVar("T")
+_SEQ = attrgetter("seq")
 
 
 class Store:
@@ -166,7 +168,7 @@ class Store:
         parts = bodies.runs(body_items) if body_items else None
         op.rows.append(new_delivery(d, lightweight, parts))
         if parts is not None:
-            op.refs += [(c, d.seq) for c in dict.fromkeys(i.seq for i in body_items)]
+            op.refs += [(c, d.seq) for c in dict.fromkeys(map(_SEQ, body_items))]  # map(): no frame per item
         if d.coalesced:
             op.coalesced.append((orjson.dumps(list(d.coalesced)), d.seq))
         for item in consumed:
