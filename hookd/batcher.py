@@ -188,7 +188,7 @@ class Batcher:
                 self._record(self._delivery(webhook_id, [item], item.body), [item])
             return
         if not policy.coalesce:
-            self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+            self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items, items)
             return
         # The delivery carries the surviving items; it takes every item out of the store.
         sent, replaced = coalesce(items)
@@ -196,7 +196,7 @@ class Batcher:
         d.coalesced = replaced
         if replaced:
             log.debug("batch_coalesced", webhook=webhook_id, items=len(items), sent=len(sent))
-        self._record(d, items)
+        self._record(d, items, sent)
 
     def _delivery(self, webhook_id: str, items: list[Item], body: bytes) -> Delivery:
         return new_delivery(
@@ -212,9 +212,12 @@ class Batcher:
             object_ids=[i.object_id for i in items],
         )
 
-    def _record(self, d: Delivery, items: list[Item]) -> None:
+    def _record(self, d: Delivery, items: list[Item], body_items: list[Item] | None = None) -> None:
+        # body_items: a batch body's items, whose stored bytes its payload refers to.
         webhook_id = d.webhook_id
-        committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), items)
+        committed = self._store.add_delivery(
+            d, self._lightweight.get(webhook_id, False), items, body_items=body_items or ()
+        )
         recording = self._recording
         recording[webhook_id] = recording.get(webhook_id, 0) + len(items)
 

@@ -213,10 +213,17 @@ class Storage(Protocol):
         ...
 
     def add_delivery(
-        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+        self,
+        d: Delivery,
+        lightweight: bool,
+        consumed: Iterable[Item] = (),
+        alone: bool = False,
+        body_items: Sequence[Item] = (),
     ) -> asyncio.Future[None]:
         """Record a new delivery (a flushed batch, a resend) and take the batched items it
-        carries out of the spool. ``alone``: its future fails with no other write."""
+        carries out of the spool. ``alone``: its future fails with no other write.
+        ``body_items``: the items whose bodies make its batch body, in order (it may refer
+        to their stored bytes rather than copy them)."""
         ...
 
     def record(self, o: Outcome) -> asyncio.Future[Any]:
