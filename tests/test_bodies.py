@@ -184,6 +184,30 @@ async def test_a_batch_refers_to_its_chunks_and_reads_back_exactly(tmp_path: Pat
         assert await store.run(lambda c: (_count(c, "chunk_bodies"), _count(c, "body_refs"))) == (0, 0)
 
 
+async def test_a_reopened_store_numbers_new_chunks_past_every_kept_one(tmp_path: Path) -> None:
+    """Chunks taken whole leave no chunks row, only their bytes while a payload refers to
+    them: after a restart the next chunk's seq is past those, so its bytes do not collide
+    (a restart with a batch sent and the next request refused 503 was the symptom)."""
+    ids = IdFactory()
+    async with running_store(tmp_path / "t.db") as store:
+        first = _items(1, 3)
+        await _ingest(store, ids, first)
+        d1 = _batch(ids, 1, first)
+        await store.add_delivery(d1, False, first, body_items=first)
+        assert await store.run(lambda c: (_count(c, "chunks"), _count(c, "chunk_bodies"))) == (0, 1)
+    async with running_store(tmp_path / "t.db") as store:
+        seq = store.next_item_seq()
+        assert seq == 2
+        again = _items(seq, 2)
+        await _ingest(store, ids, again)
+        d2 = _batch(ids, 2, again)
+        await store.add_delivery(d2, False, again, body_items=again)
+        for d in (d1, d2):
+            got = await store.delivery_by_seq(d.seq)
+            assert got is not None
+            assert got.body == d.body
+
+
 async def test_bytes_go_when_nothing_needs_them(tmp_path: Path) -> None:
     """A lightweight-logs batch drops its body at its end, and with it the chunk's bytes once
     no waiting item needs them; a chunk whose items were all coalesced away or sent alone

@@ -291,7 +291,12 @@ def seen_event_types(conn: sqlite3.Connection, since: float) -> dict[str, tuple[
 
 def read_counters(conn: sqlite3.Connection, c: Counters) -> None:
     """Seed the counters from the file (at open)."""
-    c.item_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM chunks").fetchone()[0]
+    # A chunk's bytes (and the references to them) outlive its row while a delivery needs
+    # them: a new chunk must not take the seq of one whose bytes are still kept.
+    c.item_seq = conn.execute(
+        "SELECT max((SELECT coalesce(max(seq), 0) FROM chunks), (SELECT coalesce(max(seq), 0) FROM chunk_bodies),"
+        " (SELECT coalesce(max(chunk_seq), 0) FROM body_refs))"
+    ).fetchone()[0]
     c.delivery_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
     for wid, disabled, failures in conn.execute("SELECT webhook_id, disabled, failures FROM webhook_state"):
         c.webhook_state[wid] = (bool(disabled), failures)
