@@ -149,7 +149,7 @@ class Harness:
         """Apply ``cfg`` as App does on reload: webhooks new to the dispatcher pick up their work."""
         known = self.dispatcher.webhook_ids()
         await self.store.drain()
-        pending = await self.store.open_deliveries([w.id for w in cfg.webhooks if w.id not in known])
+        pending = await self.store.open_work([w.id for w in cfg.webhooks if w.id not in known], self.clock.now())
         self.dispatcher.configure(cfg)
         self.cfg = cfg
         return self.dispatcher.restore(pending)

@@ -8,15 +8,17 @@ or a whole flush's rows with a few statements (see packing for why).
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any
 
 import orjson
 
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store.interface import Counters, OpenBatch, StoredWebhook
+from hookd.store.interface import Counters, OpenBatch, OpenWork, StoredWebhook
 from hookd.store.schema import (
     ADD_SEEN_TYPES,
     ATTEMPT,
@@ -260,21 +262,67 @@ def open_deliveries(conn: sqlite3.Connection, wanted: Sequence[str]) -> list[Del
     without their bodies (``loaded=False``)."""
     marks = ",".join("?" * len(wanted))
     rows = conn.execute(
-        "SELECT seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual,"
-        " resend_of FROM deliveries"
+        f"SELECT {SLIM_COLUMNS} FROM deliveries"
         f" WHERE webhook_id IN ({marks}) AND state IN ('pending', 'retrying') ORDER BY seq",
         wanted,
     )
-    # fmt: off
-    return [
-        Delivery(
-            seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
-            triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
-            manual=bool(r[8]), resend_of=r[9], loaded=False,
+    return [slim(r) for r in rows]
+
+
+# The columns of a delivery taken up without its body (``slim`` makes it).
+SLIM_COLUMNS = "seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual, resend_of"
+
+
+def slim(r: Sequence[Any]) -> Delivery:
+    """A delivery from SLIM_COLUMNS, its body, item ids and event types left in the store."""
+    return Delivery(
+        seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
+        triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
+        manual=bool(r[8]), resend_of=r[9], loaded=False,
+    )  # fmt: skip
+
+
+def open_work(conn: sqlite3.Connection, wanted: Sequence[str], now: float) -> OpenWork:
+    """Deliveries still to be made for these webhooks: the seqs of those due by ``now``,
+    ascending, and the retries still to come as deliveries without their bodies."""
+    work = OpenWork()
+    for wid in wanted:
+        # One statement and one parse for a webhook's whole backlog: a row-by-row fetch
+        # would retake the GIL at every row, against a busy loop.
+        (pending,) = conn.execute(
+            "SELECT json_group_array(seq) FROM (SELECT seq FROM deliveries"
+            " WHERE webhook_id = ? AND state = 'pending' ORDER BY seq)",
+            (wid,),
+        ).fetchone()
+        seqs: list[int] = orjson.loads(pending)
+        retrying = conn.execute(
+            f"SELECT {SLIM_COLUMNS} FROM deliveries WHERE webhook_id = ? AND state = 'retrying' ORDER BY seq", (wid,)
         )
-        for r in rows
-    ]
-    # fmt: on
+        due = []
+        for r in retrying:
+            d = slim(r)
+            if d.next_at > now:
+                work.later.append(d)
+            else:
+                due.append(d.seq)
+        seqs += due
+        # json_group_array keeps the subquery's order in practice, which SQLite does not
+        # promise; sorting what is sorted already costs one pass.
+        seqs.sort()
+        if seqs:
+            work.queued[wid] = array("q", seqs)
+    return work
+
+
+def page(conn: sqlite3.Connection, seqs: bytes) -> list[Delivery]:
+    """Those of the deliveries ``seqs`` (a JSON array) still open, in sequence order,
+    without their bodies."""
+    rows = conn.execute(
+        f"SELECT {SLIM_COLUMNS} FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))"
+        " AND state IN ('pending', 'retrying') ORDER BY seq",
+        (seqs,),
+    )
+    return [slim(r) for r in rows]
 
 
 def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str, str] | None:

@@ -14,7 +14,7 @@ from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store import failed, ops
 from hookd.store.connection import Connection, Reads
-from hookd.store.interface import Counters, Failed, OpenBatch, Outcome, StorageLost, StoredWebhook
+from hookd.store.interface import Counters, Failed, OpenBatch, OpenWork, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
 from hookd.store.schema import Attempt, DeliveryUpdate, migrate, new_delivery
 from hookd.store.writer import Writer
@@ -251,6 +251,17 @@ class Store:
         """
         wanted = list(webhook_ids)
         return await self.run(lambda c: ops.open_deliveries(c, wanted)) if wanted else []
+
+    async def open_work(self, webhook_ids: Iterable[str], now: float) -> OpenWork:
+        """Deliveries still to be made for these webhooks: those due by ``now`` as seqs,
+        the retries still to come as deliveries without their bodies."""
+        wanted = list(webhook_ids)
+        return await self.run(lambda c: ops.open_work(c, wanted, now)) if wanted else OpenWork()
+
+    async def page(self, seqs: Sequence[int]) -> list[Delivery]:
+        """Those of the deliveries ``seqs`` still open, in sequence order, bodies not loaded."""
+        packed = orjson.dumps(list(seqs))
+        return await self.run(lambda c: ops.page(c, packed)) if seqs else []
 
     async def load(self, d: Delivery) -> bool:
         """Fill in the body, item ids and event types of a delivery reloaded at start-up
