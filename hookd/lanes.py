@@ -200,8 +200,9 @@ class Lane:
         return self.ready.popleft()
 
     def in_memory(self) -> int:
-        """Queued deliveries held here as objects (a page being read counts already)."""
-        return len(self.heap) + len(self.ready) + len(self.reading)
+        """Queued deliveries held here as objects: a page being read counts already, and
+        an ordered lane's delivery waiting out a retry still, as it comes back here."""
+        return len(self.heap) + len(self.ready) + len(self.reading) + (self.holding is not None)
 
     def waiting(self) -> int:
         """Deliveries queued, not in flight: in memory, being read back or in the store."""
