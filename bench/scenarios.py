@@ -516,8 +516,47 @@ async def memory(ctx: Ctx) -> dict[str, Any]:
     ctx.rows.append(Row("", "  difference (per item)", f"{(loaded - empty) / mib:.0f} MiB "
                         f"({(loaded - empty) / n:.0f} B)", "", None, "", None))  # fmt: skip
     ctx.rows.append(Row("", "  peak RSS / ingest rate", f"{peak / mib:.0f} MiB / {fmt(rate)} ev/s"))
+    queued = await _queued_memory(ctx, n)
     return {"n": n, "rss_empty": empty, "rss_loaded": loaded, "rss_peak": peak, "spool_items_metric": spooled,
-            "ingest_rate": rate}  # fmt: skip
+            "ingest_rate": rate, "queued": queued}  # fmt: skip
+
+
+async def _queued_memory(ctx: Ctx, n: int) -> dict[str, Any]:
+    """RSS idle, with n deliveries queued behind a dead receiver (the webhook auto-disabled
+    after its first failure), and once the receiver is back and they have drained."""
+    name = "queued"
+    dead = webhook("dead", ctx.url(f"/down/{name}"), "bench.*", auto_disable_after=1)
+    cfg = daemon_config(ctx.workdir / name / "hookd.db", [dead], retry_schedule=(), per_webhook=CONCURRENCY)
+    d = Daemon(ctx.procs, ctx.workdir, name, cfg)
+    await d.start()
+    try:
+        await asyncio.sleep(1.0)
+        idle = rss_bytes(d.pid)[0]
+        await post_one(ctx.s, f"{d.base}/v1/events", orjson.dumps(event(ctx.prefix(name), -1, "bench.first")), 202)
+        deadline = time.monotonic() + 30
+        while (await get_json(ctx.s, f"{d.base}/v1/webhooks/dead"))["enabled"]:
+            if time.monotonic() > deadline:
+                raise BenchError("the dead webhook was not auto-disabled within 30 s")
+            await asyncio.sleep(0.05)
+        rate = await _fill(ctx, d, ctx.prefix(name), n, lambda i: "bench.created")
+        await asyncio.sleep(2.0)
+        queued, peak_queued = rss_bytes(d.pid)
+        await post_one(ctx.s, ctx.url(f"/up/{name}"), b"", 200)
+        await post_one(ctx.s, f"{d.base}/v1/webhooks/dead/enable", b"", 200)
+        t0 = time.monotonic()
+        await wait_channel(ctx.s, ctx.receiver, name, n, patience=max(120.0, n / 500))
+        drain_rate = n / (time.monotonic() - t0)
+        await asyncio.sleep(3.0)  # the last outcomes committed, the loop idle
+        drained, peak = rss_bytes(d.pid)
+    finally:
+        await d.stop()
+    mib = 1024 * 1024
+    ctx.rows.append(Row("", f"RSS idle / {n:,} queued deliveries", f"{idle / mib:.0f} / {queued / mib:.0f} MiB",
+                        "", None, "< 150 MiB", queued < 150 * mib))  # fmt: skip
+    ctx.rows.append(Row("", "  after they drained / peak", f"{drained / mib:.0f} / {peak / mib:.0f} MiB "
+                        f"(drained at {fmt(drain_rate)}/s)"))  # fmt: skip
+    return {"rss_idle": idle, "rss_queued": queued, "rss_queued_peak": peak_queued, "rss_drained": drained,
+            "rss_peak": peak, "ingest_rate": rate, "drain_rate": drain_rate}  # fmt: skip
 
 
 # -- 5. recovery ------------------------------------------------------------------------------------

@@ -327,6 +327,7 @@ class App:
             try:
                 self.batcher.poll()
                 await self.dispatcher.poll_spool()
+                self.dispatcher.trim_memory()
             except asyncio.CancelledError:
                 raise
             except Exception:

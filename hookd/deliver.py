@@ -26,6 +26,7 @@ from hookd.config import Config, Webhook
 from hookd.egress import Egress, egress_for
 from hookd.http import Response, Transport
 from hookd.lanes import WINDOW, Health, Lane, Seqs
+from hookd.memory import TRIM_AFTER, malloc_trim
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
@@ -55,6 +56,7 @@ class Dispatcher:
         self._tasks = TaskSet()
         self._window = window  # deliveries of a lane kept in memory (see lanes.WINDOW)
         self._pages = TaskSet()  # page reads under way, one per lane at most
+        self._paged = 0  # deliveries read back from the store since the last memory trim
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         # Deliveries in an attempt now or with their outcome not yet committed, by webhook
@@ -318,6 +320,18 @@ class Dispatcher:
             lane.holding = None
         self.submit(d)
 
+    def trim_memory(self) -> bool:
+        """After a big backlog has drained (every lane idle), give the freed memory back to
+        the system; True when it did. Called now and then (with the spool poll)."""
+        if self._paged < TRIM_AFTER or self._inflight or any(lane.waiting() for lane in self._lanes.values()):
+            return False
+        self._paged = 0
+        trim = malloc_trim()
+        if trim is not None:
+            trim()
+        log.debug("memory_trimmed", available=trim is not None)
+        return trim is not None
+
     async def poll_spool(self) -> None:
         """Bring back spooled retries whose time has come."""
         now = self._clock.now()
@@ -411,6 +425,7 @@ class Dispatcher:
         if len(found) < len(seqs):
             log.warning("deliveries_gone", webhook=lane.webhook_id, deliveries=len(seqs) - len(found))
         log.debug("page_read", webhook=lane.webhook_id, deliveries=len(found), stored=len(lane.stored))
+        self._paged += len(found)
         self._pump(lane)
 
     # -- operator actions ----------------------------------------------------------------
