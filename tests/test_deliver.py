@@ -20,6 +20,7 @@ from hookd.lanes import WINDOW, Health, Lane
 from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory
 from hookd.store import Store
+from hookd.store.sqlite import PAGE_BODY_BYTES
 from tests.fakeclock import FakeClock
 from tests.support import running_store
 from tests.support import until as support_until
@@ -512,6 +513,7 @@ async def test_an_ordered_lane_holds_at_most_its_window_and_pages_the_rest_in_or
         assert most <= 4
         ds = first + late
         assert h.sender.sent() == [d.message_id for d in ds[:3]] + [d.message_id for d in ds[2:]]
+        assert [c.body for c in h.sender.calls] == [d.body for d in ds[:3]] + [d.body for d in ds[2:]]
         assert await h.states(*ds) == [("succeeded", 1)] * 2 + [("succeeded", 2)] + [("succeeded", 1)] * 13
 
 
@@ -531,3 +533,17 @@ async def test_a_backlog_taken_up_is_read_back_page_by_page_and_sent_once(store:
         assert most <= 4
         assert sorted(h.sender.sent()) == sorted(d.message_id for d in ds)
         assert await h.states(*ds) == [("succeeded", 1)] * 13
+
+
+async def test_a_page_brings_small_bodies_with_it_and_leaves_large_ones_for_the_attempt(store: Store) -> None:
+    """A page read back carries the bodies of up to PAGE_BODY_BYTES (no read per attempt), and
+    leaves larger ones, such as big batches, to be read when their attempt comes."""
+    async with harness(store, config({"id": "w"})) as h:
+        small, big = await h.deliver("gone", 2)  # no lane: nothing attempts them
+        big_body = b"[" + b",".join([b'{"n":1}'] * (PAGE_BODY_BYTES // 7 + 1)) + b"]"
+        await store.run(lambda c: c.execute("UPDATE payloads SET body = ? WHERE seq = ?", (big_body, big.seq)))
+        got = await store.page([big.seq, small.seq, 10_000])
+        assert [(d.seq, d.loaded) for d in got] == [(small.seq, True), (big.seq, False)]
+        assert (got[0].body, got[0].item_ids, got[0].events) == (small.body, list(small.item_ids), ["ticket.created"])
+        assert await store.load(got[1])
+        assert got[1].body == big_body

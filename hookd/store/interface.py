@@ -270,8 +270,9 @@ class Storage(Protocol):
         ...
 
     async def page(self, seqs: Sequence[int]) -> list[Delivery]:
-        """Those of the deliveries ``seqs`` still open, in sequence order, bodies not
-        loaded (``load`` reads them when the attempt comes): one read however many."""
+        """Those of the deliveries ``seqs`` still open, in sequence order: one read however
+        many. Small bodies may come with them (``loaded``); ``load`` reads the others when
+        the attempt comes."""
         ...
 
     async def load(self, d: Delivery) -> bool:

@@ -314,15 +314,24 @@ def open_work(conn: sqlite3.Connection, wanted: Sequence[str], now: float) -> Op
     return work
 
 
-def page(conn: sqlite3.Connection, seqs: bytes) -> list[Delivery]:
-    """Those of the deliveries ``seqs`` (a JSON array) still open, in sequence order,
-    without their bodies."""
+def page(conn: sqlite3.Connection, seqs: bytes, body_bytes: int) -> list[Delivery]:
+    """Those of the deliveries ``seqs`` (a JSON array) still open, in sequence order; each
+    with its body, item ids and event types when the body is at most ``body_bytes``."""
     rows = conn.execute(
-        f"SELECT {SLIM_COLUMNS} FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))"
-        " AND state IN ('pending', 'retrying') ORDER BY seq",
-        (seqs,),
+        "SELECT d.seq, d.id, d.message_id, d.webhook_id, d.created_at, d.state, d.attempts, d.next_at,"
+        " d.manual, d.resend_of, CASE WHEN length(p.body) <= ?2 THEN p.body END, p.item_ids, d.events"
+        " FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq"
+        " WHERE d.seq IN (SELECT value FROM json_each(?1)) AND d.state IN ('pending', 'retrying')"
+        " ORDER BY d.seq",
+        (seqs, body_bytes),
     )
-    return [slim(r) for r in rows]
+    out = []
+    for r in rows:
+        d = slim(r)
+        if r[10] is not None:
+            d.body, d.item_ids, d.events, d.loaded = r[10], orjson.loads(r[11]), orjson.loads(r[12]), True
+        out.append(d)
+    return out
 
 
 def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str, str] | None:
