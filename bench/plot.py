@@ -41,20 +41,25 @@ def plot(results: dict[str, Any], path: Path) -> None:  # noqa: C901 - one panel
 
     # Ratios against the ceilings.
     ax = axes[0][0]
-    bars = []
+    bars: list[tuple[str, float, float | None]] = []
     for key, label, target in (("unbatched", "unbatched\ndeliveries", 0.8), ("batched", "batched\nevents", 0.5),
                                ("slow", "slow receiver\n(vs conc/latency)", 1.0)):  # fmt: skip
         r = results.get(key)
         if _ok(r):
             bars.append((label, r["ratio"], target))
+    r = results.get("peers")
+    if _ok(r):  # the peers doing the unbatched job: grey, no target
+        bars += [(f"{name}\n(unbatched job)", r[name]["ratio"], None) for name in ("celery", "arq") if name in r]
     if bars:
         xs = range(len(bars))
-        ax.bar(xs, [b[1] for b in bars], color=["tab:green" if b[1] >= b[2] else "tab:red" for b in bars])
+        colors = ["tab:grey" if t is None else "tab:green" if v >= t else "tab:red" for _, v, t in bars]
+        ax.bar(xs, [b[1] for b in bars], color=colors)
         for x, (_, v, t) in zip(xs, bars, strict=True):
-            ax.hlines(t, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
+            if t is not None:
+                ax.hlines(t, x - 0.4, x + 0.4, colors="black", linestyles="dashed")
             ax.text(x, v, f"{v:.2f}", ha="center", va="bottom")
         ax.set_xticks(list(xs), [b[0] for b in bars])
-        ax.set_ylabel("hookd / ceiling (dashed: target)")
+        ax.set_ylabel("rate / ceiling (dashed: hookd's target)")
         ax.set_title("throughput ratios")
     else:
         _missing(ax, "throughput")

@@ -27,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import callgrind
 from harness import BenchError, CpuWatch, Procs, machine, session, start_server
+from peers import peers
 from scenarios import SCENARIOS as DAEMON_SCENARIOS
 from scenarios import Ctx, Row, Scale
 from strict import strict_catalogue
 
-# The daemon benchmarks, then the in-process measurement of the strict catalogue.
-SCENARIOS = {**DAEMON_SCENARIOS, "strict": strict_catalogue}
+# The daemon benchmarks, the in-process measurement of the strict catalogue, then the peers
+# (Celery and arq doing the unbatched benchmark's job; skipped without redis-server).
+SCENARIOS = {**DAEMON_SCENARIOS, "strict": strict_catalogue, "peers": peers}
 
 OUT = Path(__file__).resolve().parent / "out"
 

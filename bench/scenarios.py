@@ -102,6 +102,7 @@ class Ctx:
     rows: list[Row] = field(default_factory=list)
     profiles: dict[str, Any] = field(default_factory=dict)
     keep: dict[str, Any] = field(default_factory=dict)  # state handed from one benchmark to the next
+    figures: dict[str, float] = field(default_factory=dict)  # one benchmark's figures that a later one shows
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     def url(self, path: str) -> str:
@@ -276,6 +277,7 @@ async def unbatched(ctx: Ctx) -> dict[str, Any]:
     rate = n / (st["last"] - first)
     ceil = sum(ceiling) / len(ceiling)
     ratio = rate / ceil
+    ctx.figures["unbatched_rate"] = rate  # the peers' figure compares
     ctx.rows.append(Row("1 unbatched", f"deliveries/s ({n:,} events)", fmt(rate), fmt(ceil), ratio, "≥ 0.8",
                         ratio >= 0.8))  # fmt: skip
     ctx.rows.append(Row("", "  ingest done after", fmt(ingested - first, " s", 2)))

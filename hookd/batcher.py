@@ -168,12 +168,16 @@ class Batcher:
         if b.timer is not None:
             b.timer.cancel()
         if b.spooled:
-            self._spool_due.append(b)
-            if not self._spool_task:
-                self._spool_task = True
-                self._tasks.spawn(self._flush_spooled())
+            self._spool([b])
             return
         self._emit(b.webhook_id, b.items)
+
+    def _spool(self, due: list[OpenBatch]) -> None:
+        """Hand closed spooled batches to the spool task (started if none runs)."""
+        self._spool_due += due
+        if not self._spool_task:
+            self._spool_task = True
+            self._tasks.spawn(self._flush_spooled())
 
     def _emit(self, webhook_id: str, items: list[Item]) -> None:
         policy = self._policies.get(webhook_id)
@@ -184,7 +188,7 @@ class Batcher:
                 self._record(self._delivery(webhook_id, [item], item.body), [item])
             return
         if not policy.coalesce:
-            self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items)
+            self._record(self._delivery(webhook_id, items, batch_body([i.body for i in items])), items, items)
             return
         # The delivery carries the surviving items; it takes every item out of the store.
         sent, replaced = coalesce(items)
@@ -192,7 +196,7 @@ class Batcher:
         d.coalesced = replaced
         if replaced:
             log.debug("batch_coalesced", webhook=webhook_id, items=len(items), sent=len(sent))
-        self._record(d, items)
+        self._record(d, items, sent)
 
     def _delivery(self, webhook_id: str, items: list[Item], body: bytes) -> Delivery:
         return new_delivery(
@@ -208,9 +212,12 @@ class Batcher:
             object_ids=[i.object_id for i in items],
         )
 
-    def _record(self, d: Delivery, items: list[Item]) -> None:
+    def _record(self, d: Delivery, items: list[Item], body_items: list[Item] | None = None) -> None:
+        # body_items: a batch body's items, whose stored bytes its payload refers to.
         webhook_id = d.webhook_id
-        committed = self._store.add_delivery(d, self._lightweight.get(webhook_id, False), items)
+        committed = self._store.add_delivery(
+            d, self._lightweight.get(webhook_id, False), items, body_items=body_items or ()
+        )
         recording = self._recording
         recording[webhook_id] = recording.get(webhook_id, 0) + len(items)
 
@@ -273,9 +280,10 @@ class Batcher:
     def poll(self) -> None:
         """Flush spooled batches whose deadline has passed (called every spool_poll_seconds)."""
         now = self._clock.now()
+        # All of them in one step: one list for the spool task, whose one read takes them.
         due = [k for k, b in self.open.items() if b.spooled and b.deadline <= now]
-        for k in due:
-            self.flush(k)
+        if due:
+            self._spool([self.open.pop(k) for k in due])
 
     async def read_open(
         self, webhook_ids: set[str] | None, webhooks: Iterable[Webhook], spool_after: float

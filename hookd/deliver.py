@@ -30,7 +30,7 @@ from hookd.memory import TRIM_AFTER, malloc_trim
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
-from hookd.retry import decide, parse_retry_after
+from hookd.retry import decide, find_header, parse_retry_after
 from hookd.store import OpenWork, Outcome, Storage
 from hookd.tasks import TaskSet
 
@@ -64,6 +64,9 @@ class Dispatcher:
         self._active: dict[str, dict[str, Delivery]] = {}
         self._holds: dict[str, int] = {}  # delivery id → reasons it is in _active
         self._stopping = False
+        # While a worker's attempt releases its slot: where the first attempt that release
+        # starts is put, for that worker to run (see _work).
+        self._taker: list[tuple[Lane, Delivery]] | None = None
         self._settings: Any = None
         self._rand: Callable[[], float] = random.random
 
@@ -98,6 +101,9 @@ class Dispatcher:
         lane.limit = 1 if w.ordered else limit
         lane.lightweight = w.lightweight_logs
         lane.auto_disable_after = w.auto_disable_after
+        # Looked up once per lane and config, not per attempt.
+        lane.log = log.bind(webhook=w.id)
+        lane.meter = self._metrics.meter(w.id)
         if lane.ordered != w.ordered:
             # Everything queued goes to the store's list in the new order; pages bring it back.
             lane.fold(w.ordered)
@@ -136,7 +142,11 @@ class Dispatcher:
                 return
             lane.inflight += 1
             self._inflight += 1
-            self._tasks.spawn(self._attempt(lane, d))
+            taker = self._taker
+            if taker is not None and not taker:
+                taker.append((lane, d))  # a worker whose attempt just ended runs it (see _work)
+            else:
+                self._tasks.spawn(self._work(lane, d))
 
     def _release(self, lane: Lane) -> None:
         lane.inflight -= 1
@@ -150,16 +160,42 @@ class Dispatcher:
 
     # -- one attempt -------------------------------------------------------------------
 
+    async def _work(self, lane: Lane, d: Delivery) -> None:
+        """Run attempts for as long as each one's end frees a slot that a waiting delivery takes.
+
+        The first attempt that a release starts (the common case under load: one ends, the
+        next waiting one takes its slot) runs in this task rather than a new one. A task per
+        attempt cost about 12 µs more per attempt than a task that goes on (a uvloop
+        microbench; task, coroutine, done callback and TaskSet bookkeeping); which lane goes
+        next is still _release's choice, in the same order.
+        """
+        while True:
+            try:
+                await self._attempt(lane, d)
+            except BaseException:
+                self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
+                raise
+            taken: list[tuple[Lane, Delivery]] = []
+            self._taker = taken
+            try:
+                self._release(lane)
+            finally:
+                self._taker = None
+            if not taken:
+                return
+            lane, d = taken[0]
+
     async def _attempt(self, lane: Lane, d: Delivery) -> None:
+        """One attempt, settled; the caller releases its slot."""
         shape, egress = lane.shape, lane.egress
         n = d.attempts + 1
         self._hold(d)
         headers: dict[str, str] = {}
+        own: dict[str, str] = {}  # the attempt's own headers (webhook-*), for the log
         params: dict[str, str] | None = None
         started = self._clock.now()
         try:
             if not d.loaded and not await self._load(lane, d):
-                self._release(lane)
                 return
             started = self._clock.now()
             try:
@@ -167,22 +203,17 @@ class Dispatcher:
                     body, params = b"", query_params(d.body)
                 else:
                     body = d.body
-                headers = shape.attempt_headers(d.message_id, int(started), body)
+                headers, own = shape.attempt(d.message_id, int(started), body)
             except Exception as exc:  # e.g. an old batch body after a switch to GET
                 resp = Response(status=None, error="http", message=f"cannot build the request: {exc}")
             else:
                 resp = await self._sender.send(shape.method, shape.url, headers, body or None, params, egress)
-        except BaseException:
-            self._release(lane)  # cancelled at shutdown: the delivery stays pending in the store
-            raise
         finally:
             self._unhold(d)
         try:
-            self._settle(lane, d, n, started, headers, params, resp)
+            self._settle(lane, d, n, started, headers, own, params, resp)
         except Exception:  # a bug here must not wedge the lane; the log keeps it
             log.exception("settle_failed", webhook=lane.webhook_id, delivery=d.id)
-        finally:
-            self._release(lane)
 
     async def _load(self, lane: Lane, d: Delivery) -> bool:
         """Read a reloaded delivery's body; False when it cannot be sent now."""
@@ -202,19 +233,23 @@ class Dispatcher:
         n: int,
         started: float,
         headers: dict[str, str],
+        own: dict[str, str],
         params: dict[str, str] | None,
         resp: Response,
     ) -> None:
         s = self._settings
         now = self._clock.now()
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"), now)
+        # Only an answer that was not a success can ask for a later retry; a 2xx skips the lookup.
+        status = resp.status
+        asked = find_header(resp.headers, "Retry-After") if status is not None and status >= 300 else None
+        retry_after = parse_retry_after(asked, now)
         decision = decide(resp.status, resp.error, n, s.retry_schedule, s.jitter, s.retry_on,
                           retry_after, self._rand)  # fmt: skip
         d.attempts = n
         # d.state stays what the log holds until the outcome is committed (see _saved).
         state = decision.state if decision.state != "retry" else "retrying"
         next_at = now + decision.delay if decision.state == "retry" else None
-        request, response = log_record(lane.shape, headers, params, resp, lane.lightweight)
+        request, response = log_record(lane.shape, headers, own, params, resp, lane.lightweight)
         saved = self._store.record(
             Outcome(
                 delivery=d, n=n, started_at=started, duration_ms=round(resp.duration_ms, 3),
@@ -227,11 +262,14 @@ class Dispatcher:
         # store takes to write it (a held lock, a full disk).
         self._hold(d)
         saved.add_done_callback(functools.partial(self._saved, d, state))
-        self._metrics.attempt(lane.webhook_id, resp.status, resp.error, resp.duration_ms)
+        meter, lane_log = lane.meter, lane.log
+        assert meter is not None
+        assert lane_log is not None
+        meter.attempt(resp.status, resp.error, resp.duration_ms)
         # A delivery failed for good needs an operator's look; one to be retried not yet.
-        (log.warning if state == "failed" else log.info)(
+        # The lane's logger has the webhook bound: the same line, one keyword fewer per call.
+        (lane_log.warning if state == "failed" else lane_log.info)(
             "attempt",
-            webhook=lane.webhook_id,
             delivery=d.id,
             attempt=n,
             status=resp.status,
@@ -248,7 +286,7 @@ class Dispatcher:
             if current is not None:
                 self._schedule_retry(current, d, next_at)
             return
-        self._metrics.delivery(lane.webhook_id, state)
+        meter.delivery(state)
         # Only a failure is told of, and never one of a delivery of hookd's own events (no loops).
         tell = state == "failed" and not op_events.quiet(d.events)
         if tell:

@@ -82,6 +82,7 @@ class Chunk:
     seq: int
     deadline: float
     count: int = 0  # items so far; the next one's place in the chunk
+    start: int = 1  # where the next body goes in the chunk's bytes: each is followed by a comma
 
 
 @dataclass(slots=True)
@@ -137,8 +138,8 @@ def plan(
                 if chunk is None:
                     chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
                 # Positional, in Item's field order (id, webhook_id, trigger, event, occurrence_id,
-                # body, batch_key, seq, pos, deadline, object_id): by keyword the call cost 0.5 µs
-                # more per item.
+                # body, batch_key, seq, pos, deadline, object_id, start): by keyword the call cost
+                # 0.5 µs more per item.
                 item = Item(
                     item_id,
                     wid,
@@ -151,8 +152,10 @@ def plan(
                     chunk.count,
                     chunk.deadline,
                     occ.object.get("id"),
+                    chunk.start,
                 )
                 chunk.count += 1
+                chunk.start += len(body) + 1
                 items.append((idx, item))
     return Plan(deliveries, items)
 

@@ -19,8 +19,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from structlog.typing import FilteringBoundLogger
+
 from hookd.clock import Timer
 from hookd.egress import DIRECT, Egress
+from hookd.metrics import WebhookMeter
 from hookd.models import Delivery
 from hookd.payloads import RequestShape
 
@@ -105,6 +108,10 @@ class Lane:
     lightweight: bool
     auto_disable_after: int
     name: str = ""  # the webhook's display name, for operator events
+    # Set by the dispatcher with the webhook's config: its logger with the webhook bound,
+    # and its metrics' labelled children, so an attempt looks up neither.
+    log: FilteringBoundLogger | None = None
+    meter: WebhookMeter | None = None
     auto_disabled: bool = False
     failures: int = 0  # consecutive failed deliveries
     inflight: int = 0

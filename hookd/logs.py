@@ -7,11 +7,13 @@ syslog priority (sd-daemon(3)), so ``journalctl -p warning`` shows what needs a 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import orjson
@@ -130,6 +132,27 @@ def journald_stream(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
+class UtcStamper:
+    """``timestamp`` as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it
+    (``2026-12-02T02:18:34.123456Z``, no fraction on a whole second), with the date and
+    time of day formatted once per second: a datetime built and formatted for every line
+    cost about 2 % of the loop thread in the unbatched bench, half of logging's share."""
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self._clock = clock
+        # (second, its text) in one attribute: lines are stamped from several threads.
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        sec, us = divmod(self._clock() // 1000, 1_000_000)
+        cached = self._second
+        if cached[0] != sec:
+            text = datetime.datetime.fromtimestamp(sec, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            cached = self._second = (sec, text)
+        event_dict["timestamp"] = f"{cached[1]}.{us:06d}Z" if us else f"{cached[1]}Z"
+        return event_dict
+
+
 def _dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
@@ -150,7 +173,7 @@ def configure(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        UtcStamper(),
     ]
     writer = LineWriter(stream)
     renderer: Any

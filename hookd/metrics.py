@@ -71,6 +71,7 @@ class Metrics:
             "hookd_accept_errors", "Connections the listener failed to accept (e.g. out of descriptors).", registry=r
         )
         self._cache: dict[tuple[str, ...], Counter | Histogram] = {}
+        self._meters: dict[str, WebhookMeter] = {}
 
     def watch(self, read: Callable[[], dict[str, dict[str, float]]]) -> None:
         """Register the scrape-time gauges."""
@@ -83,20 +84,57 @@ class Metrics:
             child = self._cache[key] = metric.labels(*labels)
         return child
 
+    def meter(self, webhook: str) -> WebhookMeter:
+        """The attempt and delivery counts of ``webhook``, for its lane to keep."""
+        m = self._meters.get(webhook)
+        if m is None:
+            m = self._meters[webhook] = WebhookMeter(self, webhook)
+        return m
+
     def routed(self, webhook: str, n: int = 1) -> None:
         """Count items routed to ``webhook``."""
         self._child(self._routed, webhook).inc(n)  # type: ignore[union-attr]
 
     def delivery(self, webhook: str, outcome: str) -> None:
         """Count a delivery that ended."""
-        self._child(self._deliveries, webhook, outcome).inc()  # type: ignore[union-attr]
+        self.meter(webhook).delivery(outcome)
 
     def attempt(self, webhook: str, status: int | None, error: str | None, duration_ms: float) -> None:
         """Count an attempt and observe its duration."""
-        result = f"{status // 100}xx" if status is not None else (error or "error")
-        self._child(self._attempts, webhook, result).inc()  # type: ignore[union-attr]
-        self._child(self._duration, webhook).observe(duration_ms / 1000)  # type: ignore[union-attr]
+        self.meter(webhook).attempt(status, error, duration_ms)
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+class WebhookMeter:
+    """One webhook's attempt and delivery metrics, their labelled children looked up once.
+
+    A lane keeps one: an attempt then costs a dict lookup by status (not a formatted
+    result string and a label-tuple lookup per metric).
+    """
+
+    def __init__(self, metrics: Metrics, webhook: str) -> None:
+        self._metrics = metrics
+        self._webhook = webhook
+        self._duration = metrics._duration.labels(webhook)
+        self._results: dict[int | str | None, Counter] = {}  # status code or error kind → its counter
+        self._outcomes: dict[str, Counter] = {}
+
+    def attempt(self, status: int | None, error: str | None, duration_ms: float) -> None:
+        """Count an attempt and observe its duration."""
+        key = status if status is not None else error
+        counter = self._results.get(key)
+        if counter is None:
+            result = f"{status // 100}xx" if status is not None else (error or "error")
+            counter = self._results[key] = self._metrics._attempts.labels(self._webhook, result)
+        counter.inc()
+        self._duration.observe(duration_ms / 1000)
+
+    def delivery(self, outcome: str) -> None:
+        """Count a delivery that ended."""
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = self._metrics._deliveries.labels(self._webhook, outcome)
+        counter.inc()

@@ -161,6 +161,7 @@ class Item:
     pos: int = 0  # its place in that chunk
     deadline: float = 0.0  # the open batch's deadline (unix seconds)
     object_id: Any = None  # the occurrence's object.id (any JSON value), for the search index
+    start: int = 0  # batched items: where its body starts in the chunk's bytes (1-based; 0: unknown)
 
 
 @dataclass(slots=True)

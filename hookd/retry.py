@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -17,6 +17,18 @@ class Decision:
 
     state: str
     delay: float = 0.0
+
+
+def find_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A response header by name in any case: the logged headers keep each name as the
+    receiver spelled it (``retry-after`` is as valid as ``Retry-After``)."""
+    value = headers.get(name)
+    if value is None:
+        lower = name.lower()
+        for key, v in headers.items():
+            if key.lower() == lower:
+                return v
+    return value
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -274,6 +274,30 @@ async def test_lanes_take_turns_for_global_slots(store: Store) -> None:
         assert h.sender.sent() == [d.message_id for d in first + second]
 
 
+async def test_a_slot_freed_under_load_is_taken_up_without_a_new_task(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When an attempt ends and a delivery waits for its slot, the task that ran the attempt
+    runs the next one: a task per attempt cost more than the attempt's own hookd code."""
+    async with harness(store, config({"id": "w"}, concurrency=2)) as h:
+        spawned = 0
+        spawn = h.dispatcher._tasks.spawn
+
+        def counting(coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+            nonlocal spawned
+            spawned += 1
+            return spawn(coro, name)
+
+        monkeypatch.setattr(h.dispatcher._tasks, "spawn", counting)
+        h.sender.script["https://example.com/w"] = [200] * 8
+        made = await h.deliver("w", 8)
+        await h.sender.wait_calls(8)
+        await until(lambda: h.dispatcher.inflight == 0, "everything settled")
+        assert sorted(h.sender.sent()) == sorted(d.message_id for d in made)
+        assert spawned == 2  # one per global slot
+        assert await h.states(*made) == [("succeeded", 1)] * 8
+
+
 async def test_short_retry_waits_run_on_timers(store: Store) -> None:
     """A retry wait within spool_after is a timer on the clock: the attempt comes exactly when it is due."""
     async with harness(store, config({"id": "w"}, retry_schedule=[5, 30])) as h:
@@ -300,6 +324,25 @@ async def test_short_retry_waits_run_on_timers(store: Store) -> None:
         assert rec is not None
         assert [a["status_code"] for a in rec["attempt_log"]] == [503, 500, 200]
         assert [a["started_at"] for a in rec["attempt_log"]] == [T0, T0 + 5, T0 + 35]
+
+
+async def test_retry_after_is_honoured_in_any_spelling(store: Store) -> None:
+    """A receiver's ``retry-after`` in lower case stretches the wait as ``Retry-After`` does
+    (header names are case-insensitive; the logged headers keep the receiver's spelling)."""
+    async with harness(store, config({"id": "w"}, retry_schedule=[5, 60])) as h:
+        h.sender.script["https://example.com/w"] = [(503, {"retry-after": "20"}), (429, {"RETRY-AFTER": "40"}), 200]
+        (d,) = await h.deliver("w")
+        await h.sender.wait_calls(1)
+        await until(lambda: h.clock.pending == 1 and h.idle("w"), "the first retry timer")
+        assert h.clock.due() == [T0 + 20]  # not the schedule's 5 s
+        h.clock.advance(20)
+        await h.sender.wait_calls(2)
+        await until(lambda: h.clock.pending == 1 and h.idle("w"), "the second retry timer")
+        assert h.clock.due() == [T0 + 20 + 60]  # the schedule's 60 s is longer than the 40 asked
+        h.clock.advance(60)
+        await h.sender.wait_calls(3)
+        await until(lambda: h.idle("w"), "the last attempt settled")
+        assert await h.states(d) == [("succeeded", 3)]
 
 
 async def test_long_retry_waits_go_to_the_spool_and_come_back_on_poll(store: Store) -> None:

@@ -180,13 +180,13 @@ def _schema_3_file(path: Path) -> None:
 
 
 async def test_a_schema_3_store_gains_the_index_and_keeps_its_records(tmp_path: Path) -> None:
-    """A store of schema 3 opens at schema 5: its records read as before (the last response kept on the row),
+    """A store of schema 3 opens at the current schema: its records read as before (the last response kept on the row),
     they are not in the index, and new deliveries are."""
     path = tmp_path / "v3.db"
     _schema_3_file(path)
     ids = IdFactory()
     async with running_store(path) as store:
-        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION == 5
+        assert await store.run(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION == 6
         rec = await store.log.delivery("dlv_5_abc")
         assert rec is not None
         assert (rec["event_ids"], rec["object_ids"], rec["item_ids"]) == ([], [], ["i5"])
@@ -212,10 +212,13 @@ async def test_spooled_items_keep_their_object_ids(tmp_path: Path) -> None:
         await store.ingest([], 1.0, [], [(0, i) for i in items])
         legacy = orjson.dumps([[0, "it-old", "t", "x.created", "o-old", 5.0, 1, len(body)]])
         await store.run(
-            lambda c: c.execute(
-                "INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta, bodies)"
-                " VALUES (2, 'w', '*', 5.0, 1, ?, ?)",
-                (legacy, body),
+            lambda c: (
+                c.execute(
+                    "INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta)"
+                    " VALUES (2, 'w', '*', 5.0, 1, ?)",
+                    (legacy,),
+                ),
+                c.execute("INSERT INTO chunk_bodies (seq, bodies) VALUES (2, ?)", (body,)),
             )
         )
     async with running_store(path) as store:

@@ -391,3 +391,28 @@ async def test_a_long_log_read_does_not_hold_up_a_commit(tmp_path: Path) -> None
         release.set()
         assert await read == (0, 0)
         assert await store.run(lambda c: c.execute("SELECT id FROM api_webhooks").fetchall()) == [("w",)]
+
+
+async def test_a_spool_round_reads_every_key_s_oldest_items_exactly(tmp_path: Path) -> None:
+    """One read of many keys gives each its own oldest items up to its limit, in arrival order, every body
+    byte for byte, and nothing for a key with no items."""
+    ids = IdFactory()
+    keys = [f"k{n}" for n in range(40)] + ["é\U0001f600"]  # keys come from event names and trigger ids: no NUL
+    wanted: dict[str, list[Item]] = {k: [] for k in keys}
+    async with running_store(tmp_path / "t.db") as store:
+        seq = 0
+        for request in range(3):  # three requests, each a chunk per key, keys interleaved
+            seq0 = seq
+            batch: list[Item] = []
+            for n, k in enumerate(keys):
+                seq = seq0 + n + 1
+                batch += _items(seq, k, 1 + (n + request) % 3)
+            for i in batch:
+                wanted[str(i.batch_key)].append(i)
+            await store.ingest([_occ(ids, None) for _ in batch], 1.0, [], list(enumerate(batch)))
+        limits = [(n % 5) + 1 for n in range(len(keys))]
+        with_gone = [*zip(keys, limits, strict=True), ("missing", 3)]
+        found = await store.batch_items_many([("w", k, limit) for k, limit in with_gone])
+        expected = [_seen(wanted[k][:limit]) for k, limit in zip(keys, limits, strict=True)]
+        assert [_seen(f) for f in found] == [*expected, []]
+        assert await store.batch_items_many([]) == []

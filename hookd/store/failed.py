@@ -10,6 +10,7 @@ import sqlite3
 
 import orjson
 
+from hookd.store.bodies import body_sql
 from hookd.store.interface import Failed
 
 # Sequence order is creation order: a delivery's seq and its created_at are taken together,
@@ -64,7 +65,7 @@ def page(
         rows = conn.execute("SELECT d.seq, d.lightweight" + where, args)
         return [Failed(seq=r[0], lightweight=bool(r[1])) for r in rows]
     rows = conn.execute(
-        "SELECT d.seq, d.id, d.message_id, p.item_ids, d.events, d.triggers, p.body, p.coalesced_item_ids,"
+        f"SELECT d.seq, d.id, d.message_id, p.item_ids, d.events, d.triggers, {body_sql()}, p.coalesced_item_ids,"
         " d.lightweight" + where.replace(" WHERE", " LEFT JOIN payloads p ON p.seq = d.seq WHERE", 1),
         args,
     )

@@ -40,7 +40,7 @@ class Outcome:
     state: str  # the delivery's state after the attempt
     next_at: float | None
     lightweight: bool
-    request: dict[str, Any] | None = None
+    request: dict[str, Any] | bytes | None = None  # bytes: already JSON (see attempt_log)
     response: dict[str, Any] | None = None
 
 
@@ -225,10 +225,17 @@ class Storage(Protocol):
         ...
 
     def add_delivery(
-        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+        self,
+        d: Delivery,
+        lightweight: bool,
+        consumed: Iterable[Item] = (),
+        alone: bool = False,
+        body_items: Sequence[Item] = (),
     ) -> asyncio.Future[None]:
         """Record a new delivery (a flushed batch, a resend) and take the batched items it
-        carries out of the spool. ``alone``: its future fails with no other write."""
+        carries out of the spool. ``alone``: its future fails with no other write.
+        ``body_items``: the items whose bodies make its batch body, in order (it may refer
+        to their stored bytes rather than copy them)."""
         ...
 
     def record(self, o: Outcome) -> asyncio.Future[Any]:

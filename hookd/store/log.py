@@ -11,6 +11,7 @@ import orjson
 from hookd.models import delivery_seq
 from hookd.search import DeliveryQuery
 from hookd.store.activity import activity_rows
+from hookd.store.bodies import body_sql
 from hookd.store.connection import Reads
 from hookd.store.interface import ActivityRow
 from hookd.store.search import LIST_COLUMNS, search, summary
@@ -123,8 +124,8 @@ class LogReader:
 
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             r = conn.execute(
-                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, p.body, request, response, p.coalesced_item_ids,"
-                " p.ids"
+                f"SELECT {LIST_COLUMNS}, p.item_ids, lightweight, {body_sql()}, request, response,"
+                " p.coalesced_item_ids, p.ids"
                 " FROM deliveries LEFT JOIN payloads p USING (seq) WHERE seq = ?",
                 (seq,),
             ).fetchone()

@@ -12,22 +12,34 @@ import structlog
 
 from hookd.models import Delivery, Item
 from hookd.search import OBJECT_ROWS, delivery_keys, search_safe
+from hookd.store.bodies import body_sql
 from hookd.store.packing import Layout
 
 log = structlog.get_logger("hookd.store")
 
 SCHEMA = """
+-- Application-chosen occurrence ids within retention_days (idempotency, SPEC §3): the one
+-- exact lookup by id. Pruned through occurrence_sets, so no index on received_at: one
+-- b-tree row per id instead of two (schema 6).
 CREATE TABLE IF NOT EXISTS occurrences (
     id TEXT PRIMARY KEY,
     received_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS occurrences_received ON occurrences(received_at);
+-- The same ids, one row per ingest request, in arrival order (seq): pruning walks the
+-- oldest rows and deletes their ids by key. spans is [[start, length], …] of each id's
+-- UTF-8 bytes in ids (packing's text layout: an id may hold a NUL).
+CREATE TABLE IF NOT EXISTS occurrence_sets (
+    seq INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    spans TEXT NOT NULL,
+    ids BLOB NOT NULL
+);
 
 -- Items waiting in open batches, one row per ingest request and batch key (a chunk):
 -- one insert per request, not one per item (SPEC §10). meta holds each item as
--- [pos, id, trigger, event, occurrence_id, deadline, start, length], its body being
--- bodies[start, start + length) (1-based). A batch delivery appends the positions it
--- took to done and lowers left; the chunk goes when left reaches 0.
+-- [pos, id, trigger, event, occurrence_id, deadline, start, length, object_id], its body
+-- being chunk_bodies.bodies[start, start + length) (1-based). A batch delivery appends the
+-- positions it took to done and lowers left; the chunk goes when left reaches 0.
 CREATE TABLE IF NOT EXISTS chunks (
     seq INTEGER PRIMARY KEY,
     webhook_id TEXT NOT NULL,
@@ -35,10 +47,23 @@ CREATE TABLE IF NOT EXISTS chunks (
     deadline REAL NOT NULL,
     left INTEGER NOT NULL,
     done TEXT NOT NULL DEFAULT '',  -- consumed positions, each followed by a comma
-    meta TEXT NOT NULL,
-    bodies BLOB NOT NULL
+    meta TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_key ON chunks(webhook_id, batch_key, seq);
+
+-- A chunk's item bodies, each followed by a comma (schema 6; see hookd/store/bodies.py for
+-- the layout and the lifetime). Apart from chunks so that neither row is rewritten when the
+-- other changes: batch deliveries refer to these bytes, and outlive their chunks rows.
+CREATE TABLE IF NOT EXISTS chunk_bodies (
+    seq INTEGER PRIMARY KEY,  -- the chunk's
+    bodies BLOB NOT NULL
+);
+-- Which payloads refer to a chunk's bytes: one row per (chunk, batch delivery) pair.
+CREATE TABLE IF NOT EXISTS body_refs (
+    chunk_seq INTEGER NOT NULL,
+    delivery_seq INTEGER NOT NULL,
+    PRIMARY KEY (chunk_seq, delivery_seq)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,
@@ -77,7 +102,10 @@ CREATE TABLE IF NOT EXISTS payloads (
     -- Since schema 5 (NULL before): {"e": [...], "o": [...], "k": [...]}, per item its
     -- occurrence id and object id (parallel to item_ids), and the delivery's keys in search
     -- (to take them out again). One column: each packed field costs the insert a parse.
-    ids TEXT
+    ids TEXT,
+    -- Since schema 6: a batch's body as [[chunk seq, start, length], …] ranges of
+    -- chunk_bodies (and body NULL), so each body is written once; NULL: body is the body.
+    parts TEXT
 );
 
 -- The search index (SPEC §13, see hookd/search.py for the keys): one row per distinct key
@@ -161,14 +189,24 @@ class NewDelivery(NamedTuple):
     items: int
     item_ids: bytes  # JSON array
     ids: bytes  # JSON object: see the payloads table
+    parts: bytes | None  # JSON: the body's ranges of chunk_bodies (see bodies), or None
     body: bytes
 
 
 _LISTS = ("item_ids", "ids")
-NEW_DELIVERY = Layout(NewDelivery._fields, json=("events", "triggers"), texts=_LISTS, blobs=("body",))
-INSERT_DELIVERIES = NEW_DELIVERY.insert("deliveries", skip=(*_LISTS, "body"), state="'pending'")
-# The same rows, their bodies and item ids.
-INSERT_PAYLOADS = NEW_DELIVERY.insert("payloads", only=("seq", *_LISTS, "body"))
+NEW_DELIVERY = Layout(NewDelivery._fields, json=("events", "triggers"), texts=(*_LISTS, "parts"), blobs=("body",))
+INSERT_DELIVERIES = NEW_DELIVERY.insert("deliveries", skip=(*_LISTS, "parts", "body"), state="'pending'")
+# The same rows, their item ids and their bodies: a batch's ranges instead of its bytes when
+# it has them (the body travels anyway, for the rare range whose bytes are gone: see bodies).
+INSERT_PAYLOADS = NEW_DELIVERY.insert(
+    "payloads", only=("seq", *_LISTS, "parts"), body="CASE WHEN {parts} IS NULL THEN coalesce({body}, x'') END"
+)
+# The same rows' bodies, for those of ?3 (a JSON array of seqs) whose ranges are missing.
+COPY_BODIES = NEW_DELIVERY.sql(
+    "UPDATE payloads SET body = coalesce({body}, x''), parts = NULL FROM json_each(?1) AS u"
+    " WHERE payloads.seq = {seq} AND payloads.seq IN (SELECT value FROM json_each(?3))",
+    alias="u.value",
+)
 # Their rows in the search index, from by_seq's JSON objects of each row's keys and of its
 # object ids (whose rows are made here). Not read from the packed rows: there, each field
 # costs SQLite 3.40 a copy and a parse of the whole row (about 2 µs, measured), which for
@@ -235,9 +273,7 @@ class DeliveryUpdate(NamedTuple):
 
 DELIVERY_UPDATE = Layout(DeliveryUpdate._fields, blobs=("request",))
 UPDATE_DELIVERIES = DELIVERY_UPDATE.update("deliveries", "seq", skip=("drop_body",))
-DROP_BODIES = DELIVERY_UPDATE.sql(
-    "UPDATE payloads SET body = NULL WHERE seq IN (SELECT {seq} FROM json_each(?1) WHERE {drop_body})"
-)
+DROP_BODIES = "UPDATE payloads SET body = NULL, parts = NULL WHERE seq IN (SELECT value FROM json_each(?))"
 
 
 class Chunk(NamedTuple):
@@ -249,11 +285,12 @@ class Chunk(NamedTuple):
     deadline: float
     left: int
     meta: bytes  # JSON (see chunks), made by orjson and cut from the blob: SQLite need not parse it
-    bodies: bytes
+    bodies: bytes  # see chunk_bodies
 
 
 CHUNK = Layout(Chunk._fields, texts=("meta",), blobs=("bodies",))
-INSERT_CHUNKS = CHUNK.insert("chunks")
+INSERT_CHUNKS = CHUNK.insert("chunks", skip=("bodies",))
+INSERT_CHUNK_BODIES = CHUNK.insert("chunk_bodies", only=("seq", "bodies"))
 
 
 class Taken(NamedTuple):
@@ -269,7 +306,12 @@ class Taken(NamedTuple):
 def taken(seq: int, positions: Sequence[int]) -> Taken:
     """The Taken row of a chunk's taken positions (repeats counted once)."""
     distinct = sorted(set(positions))
-    return Taken(seq=seq, n=len(distinct), listed="".join(f"{p}," for p in distinct), positions=distinct)
+    return Taken(
+        seq=seq,
+        n=len(distinct),
+        listed="".join((",".join(map(str, distinct)), ",")) if distinct else "",
+        positions=distinct,
+    )
 
 
 TAKEN = Layout(Taken._fields, json=("positions",))
@@ -312,6 +354,19 @@ DELETE_CONSUMED = "DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(
 # cost 0.7 µs more, twice per event, about 2 % of a batched event's CPU (measured).
 OCCURRENCE_ID = Layout(("id",), texts=("id",))
 INSERT_OCCURRENCES = OCCURRENCE_ID.insert("occurrences", received_at="?3")
+# The request's row of them: the packed rows are the spans, the blob the ids (see the table).
+INSERT_OCCURRENCE_SET = "INSERT INTO occurrence_sets (spans, ids, received_at) VALUES (?1, ?2, ?3)"
+# Sets wholly before ?1 (a time): the scan stops at the first one inside the window.
+OLD_OCCURRENCE_SETS = (
+    "SELECT json_group_array(seq) FROM occurrence_sets WHERE seq < coalesce("
+    " (SELECT seq FROM occurrence_sets WHERE received_at >= ?1 ORDER BY seq LIMIT 1), 1 << 62)"
+)
+_SETS = "SELECT value FROM json_each(?1)"  # ?1 a JSON array of set seqs
+DELETE_SET_OCCURRENCES = (
+    "DELETE FROM occurrences WHERE id IN (SELECT CAST(substr(s.ids, j.value->>0, j.value->>1) AS TEXT)"
+    f" FROM occurrence_sets s, json_each(s.spans) AS j WHERE s.seq IN ({_SETS}))"
+)
+DELETE_OCCURRENCE_SETS = f"DELETE FROM occurrence_sets WHERE seq IN ({_SETS})"
 SEEN_OCCURRENCES = OCCURRENCE_ID.sql("SELECT id FROM occurrences WHERE id IN (SELECT {id} FROM json_each(?1))")
 
 
@@ -325,8 +380,9 @@ ADD_SEEN_TYPES = SEEN_TYPE.sql(
 SEEN_HOUR = 3600.0
 
 
-def new_delivery(d: Delivery, lightweight: bool) -> NewDelivery:
-    """The row of a new delivery, with its keys into the search index."""
+def new_delivery(d: Delivery, lightweight: bool, parts: bytes | None = None) -> NewDelivery:
+    """The row of a new delivery, with its keys into the search index; ``parts``: its body's
+    ranges of chunk_bodies (see bodies.runs)."""
     # A coalesced batch is found by the items it replaced too: "did item X go out?" is
     # answered by the delivery that carried its object's later state.
     item_ids = [*d.item_ids, *d.coalesced] if d.coalesced else d.item_ids
@@ -337,28 +393,42 @@ def new_delivery(d: Delivery, lightweight: bool) -> NewDelivery:
         seq=d.seq, id=d.id, message_id=d.message_id, webhook_id=d.webhook_id, created_at=d.created_at,
         next_at=d.next_at or None, events=d.events, triggers=d.triggers, lightweight=int(lightweight),
         manual=int(d.manual), resend_of=d.resend_of, items=len(d.item_ids), item_ids=orjson.dumps(d.item_ids),
-        ids=b'{"e":%s,"o":%s,"k":%s}' % (orjson.dumps(d.event_ids), orjson.dumps(d.object_ids), keys), body=d.body,
+        ids=b'{"e":%s,"o":%s,"k":%s}' % (orjson.dumps(d.event_ids), orjson.dumps(d.object_ids), keys), parts=parts,
+        body=d.body,
     )  # fmt: skip
 
 
 def chunk_rows(items: Sequence[Item]) -> list[Chunk]:
-    """The chunks of one request's items (grouped by ``seq``, in order)."""
+    """The chunks of one request's items (grouped by ``seq``, in order).
+
+    Each body is followed by a comma, at the item's ``start`` (given by the plan, which
+    counted the same way; set here when 0): a duplicate dropped from the chunk leaves its
+    place as spaces, so the others stay where the batcher's items say they are."""
     groups: dict[int, list[Item]] = {}
     for i in items:
         groups.setdefault(i.seq, []).append(i)
     out = []
     for seq, members in groups.items():
         meta = []
-        start = 1
+        pieces = []
+        at = 1  # the next free byte
         for i in members:
-            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, start, len(i.body), i.object_id])
-            start += len(i.body)
+            if i.start > at:
+                pieces.append(b" " * (i.start - at))
+            elif i.start < at:
+                if i.start:
+                    raise ValueError(f"item {i.id} starts at {i.start} in chunk {seq}, inside the one before")
+                i.start = at
+            n = len(i.body)
+            meta.append([i.pos, i.id, i.trigger, i.event, i.occurrence_id, i.deadline, i.start, n, i.object_id])
+            pieces += (i.body, b",")
+            at = i.start + n + 1
         first = members[0]
         out.append(
             Chunk(
                 seq=seq, webhook_id=first.webhook_id, batch_key=first.batch_key,
                 deadline=min(i.deadline for i in members), left=len(members), meta=orjson.dumps(meta),
-                bodies=b"".join(i.body for i in members),
+                bodies=b"".join(pieces),
             )
         )  # fmt: skip
     return out
@@ -378,7 +448,7 @@ def chunk_items(webhook_id: str, batch_key: str, seq: int, done: str, meta: str,
         object_id = m[8] if len(m) > 8 else _object_id(body)
         out.append(
             Item(id=iid, webhook_id=webhook_id, trigger=trigger, event=event, occurrence_id=occ, body=body,
-                 batch_key=batch_key, seq=seq, pos=pos, deadline=deadline, object_id=object_id)
+                 batch_key=batch_key, seq=seq, pos=pos, deadline=deadline, object_id=object_id, start=a)
         )  # fmt: skip
     return out
 
@@ -393,10 +463,11 @@ def _object_id(body: bytes) -> Any:
 
 # An items table of one row per item came before chunks (schema version 0).
 MIGRATE_ITEMS = """
-INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta, bodies)
+INSERT INTO chunks (seq, webhook_id, batch_key, deadline, left, meta)
 SELECT seq, webhook_id, batch_key, deadline, 1,
-       json_array(json_array(0, id, trigger, event, occurrence_id, deadline, 1, length(body))), body
+       json_array(json_array(0, id, trigger, event, occurrence_id, deadline, 1, length(body)))
 FROM items ORDER BY seq;
+INSERT INTO chunk_bodies (seq, bodies) SELECT seq, body FROM items;
 DROP TABLE items;
 """
 # Deliveries rows carried body and item_ids before payloads (schema versions 0 and 1).
@@ -411,11 +482,30 @@ MIGRATE_COALESCED = "ALTER TABLE payloads ADD COLUMN coalesced_item_ids TEXT;"
 # ids and search keys (schema 5; the search tables are new, so CREATE makes them).
 MIGRATE_SEARCH = "ALTER TABLE payloads ADD COLUMN ids TEXT;"
 MIGRATE_ATTEMPTS = "ALTER TABLE attempts ADD COLUMN response BLOB;"
+# Chunks rows carried their bodies before chunk_bodies (schema 5 and older). Their bodies
+# have no commas between them: each item is a range of its own (bodies.runs), and payloads
+# rows of these versions keep their bodies (parts NULL).
+MIGRATE_CHUNK_BODIES = """
+INSERT INTO chunk_bodies (seq, bodies) SELECT seq, bodies FROM chunks;
+ALTER TABLE chunks DROP COLUMN bodies;
+"""
+MIGRATE_PARTS = "ALTER TABLE payloads ADD COLUMN parts TEXT;"
+# Occurrence ids had an index on received_at for pruning (schema 5 and older): each becomes
+# a set of its own (exact whatever the id holds), and the index goes.
+MIGRATE_OCCURRENCE_SETS = """
+INSERT INTO occurrence_sets (received_at, spans, ids)
+SELECT received_at, json_array(json_array(1, length(CAST(id AS BLOB)))), CAST(id AS BLOB)
+FROM occurrences ORDER BY received_at;
+DROP INDEX occurrences_received;
+"""
 # 3: api_webhooks. An older hookd would open the file and silently route without them.
 # 4: payloads.coalesced_item_ids. An older hookd would write coalesced batches it cannot list.
 # 5: the search index and each attempt's response: an older hookd would not index what it
 # writes (nor take it out again).
-SCHEMA_VERSION = 5
+# 6: chunk_bodies, body_refs and payloads.parts: an older hookd would read a batch's body
+# as empty and delete chunks whose bytes payloads still need; occurrence_sets: it would
+# never prune the occurrence ids it wrote.
+SCHEMA_VERSION = 6
 
 
 def migrate(conn: sqlite3.Connection, path: object) -> None:
@@ -440,6 +530,12 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
         steps.append(MIGRATE_SEARCH)
     if not any(r[1] == "response" for r in conn.execute("PRAGMA table_info(attempts)")):
         steps.append(MIGRATE_ATTEMPTS)
+    if any(r[1] == "bodies" for r in conn.execute("PRAGMA table_info(chunks)")):
+        steps.append(MIGRATE_CHUNK_BODIES)
+    if "parts" not in payload_columns:
+        steps.append(MIGRATE_PARTS)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'occurrences_received'").fetchone():
+        steps.append(MIGRATE_OCCURRENCE_SETS)
     if steps:  # dropping columns rewrites the deliveries table: say so before it starts
         log.info("store_migrating", from_version=version, to_version=SCHEMA_VERSION)
     try:
@@ -454,7 +550,7 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
 
 # A delivery with its body, as delivery_from_row reads it (deliveries d JOIN payloads p).
 DELIVERY_COLUMNS = (
-    "d.seq, id, message_id, webhook_id, p.body, p.item_ids, events, triggers,"
+    f"d.seq, id, message_id, webhook_id, {body_sql()}, p.item_ids, events, triggers,"
     " created_at, state, attempts, next_at, manual, resend_of"
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ import orjson
 
 from hookd.clock import Clock, LoopClock
 from hookd.models import Delivery, Item, Occurrence
-from hookd.store import failed, ops
+from hookd.store import bodies, failed, ops
 from hookd.store.connection import Connection, Reads
 from hookd.store.interface import Counters, Failed, OpenBatch, OpenWork, Outcome, StorageLost, StoredWebhook
 from hookd.store.log import LogReader
@@ -26,6 +27,7 @@ T = TypeVar("T")
 # deliveries of 420 bytes); batches' large bodies are still read when their attempt comes,
 # so a window of 2,000 holds at most 16 MiB of bodies.
 PAGE_BODY_BYTES = 8192
+_SEQ = attrgetter("seq")
 
 
 class Store:
@@ -145,10 +147,18 @@ class Store:
         return result
 
     def add_delivery(
-        self, d: Delivery, lightweight: bool, consumed: Iterable[Item] = (), alone: bool = False
+        self,
+        d: Delivery,
+        lightweight: bool,
+        consumed: Iterable[Item] = (),
+        alone: bool = False,
+        body_items: Sequence[Item] = (),
     ) -> asyncio.Future[None]:
         """Record a new delivery (a flushed batch, a resend) and mark the batched items it
         took as gone from the spool; the future resolves once that is committed.
+
+        ``body_items``: the items whose bodies, in this order, make the batch body ``d.body``:
+        its payload then refers to their chunks' bytes instead of holding a copy (bodies).
 
         New deliveries queued back to back share one op (and its future), so a spool
         round of 10,000 batches is a few statements; only the queue's tail is joined.
@@ -161,7 +171,10 @@ class Store:
             op = ops.NewDeliveries(alone=alone)
             fut = self._writer.submit(op, wait=True)
         assert fut is not None
-        op.rows.append(new_delivery(d, lightweight))
+        parts = bodies.runs(body_items) if body_items else None
+        op.rows.append(new_delivery(d, lightweight, parts))
+        if parts is not None:
+            op.refs += [(c, d.seq) for c in dict.fromkeys(map(_SEQ, body_items))]  # map(): no frame per item
         if d.coalesced:
             op.coalesced.append((orjson.dumps(list(d.coalesced)), d.seq))
         for item in consumed:
@@ -181,7 +194,7 @@ class Store:
             seq=d.seq, state=o.state, next_at=o.next_at, attempts=o.n, status_code=o.status_code, error=o.error,
             duration_ms=o.duration_ms, finished_at=o.started_at if final else None,
             drop_body=1 if (final and o.lightweight) else 0,
-            request=orjson.dumps(o.request) if o.request is not None else None,
+            request=o.request if o.request is None or isinstance(o.request, bytes) else orjson.dumps(o.request),
         )  # fmt: skip
 
         # Outcomes queued back to back share one op. Only the queue's tail is joined: an
