@@ -522,6 +522,47 @@ async def memory(ctx: Ctx) -> dict[str, Any]:
             "ingest_rate": rate}  # fmt: skip
 
 
+async def backlog(ctx: Ctx) -> dict[str, Any]:
+    """RSS idle, with N deliveries queued behind a dead receiver (the webhook auto-disabled
+    after its first failure), and once the receiver is back and they have drained."""
+    n = ctx.scale.memory_items
+    name = "queued"
+    dead = webhook("dead", ctx.url(f"/down/{name}"), "bench.*", auto_disable_after=1)
+    cfg = daemon_config(ctx.workdir / name / "hookd.db", [dead], retry_schedule=(), per_webhook=CONCURRENCY)
+    d = Daemon(ctx.procs, ctx.workdir, name, cfg)
+    await d.start()
+    try:
+        await asyncio.sleep(1.0)
+        idle = rss_bytes(d.pid)[0]
+        await post_one(ctx.s, f"{d.base}/v1/events", orjson.dumps(event(ctx.prefix(name), -1, "bench.first")), 202)
+        deadline = time.monotonic() + 30
+        while (await get_json(ctx.s, f"{d.base}/v1/webhooks/dead"))["enabled"]:
+            if time.monotonic() > deadline:
+                raise BenchError("the dead webhook was not auto-disabled within 30 s")
+            await asyncio.sleep(0.05)
+        rate = await _fill(ctx, d, ctx.prefix(name), n, lambda i: "bench.created")
+        await asyncio.sleep(2.0)
+        queued, peak_queued = rss_bytes(d.pid)
+        print(f"  RSS idle / {n:,} queued: {idle / 2**20:.0f} / {queued / 2**20:.0f} MiB; draining …", flush=True)
+        await post_one(ctx.s, ctx.url(f"/up/{name}"), b"", 200)
+        await post_one(ctx.s, f"{d.base}/v1/webhooks/dead/enable", b"", 200)
+        t0 = time.monotonic()
+        await wait_channel(ctx.s, ctx.receiver, name, n, patience=max(120.0, n / 500))
+        drain_rate = n / (time.monotonic() - t0)
+        await asyncio.sleep(3.0)  # the last outcomes committed, the loop idle
+        drained, peak = rss_bytes(d.pid)
+    finally:
+        await d.stop()
+    mib = 1024 * 1024
+    shown = f"{idle / mib:.0f} / {queued / mib:.0f} MiB"
+    ctx.rows.append(Row("4 backlog", f"RSS idle / {n:,} queued deliveries", shown, "", None, "< 150 MiB",
+                        queued < 150 * mib))  # fmt: skip
+    ctx.rows.append(Row("", "  after they drained / peak", f"{drained / mib:.0f} / {peak / mib:.0f} MiB "
+                        f"(drained at {fmt(drain_rate)}/s)"))  # fmt: skip
+    return {"rss_idle": idle, "rss_queued": queued, "rss_queued_peak": peak_queued, "rss_drained": drained,
+            "rss_peak": peak, "ingest_rate": rate, "drain_rate": drain_rate}  # fmt: skip
+
+
 # -- 5. recovery ------------------------------------------------------------------------------------
 
 
@@ -666,6 +707,7 @@ SCENARIOS: dict[str, Callable[[Ctx], Awaitable[dict[str, Any]]]] = {
     "latency": latency,
     "timers": timers,
     "memory": memory,
+    "backlog": backlog,
     "recovery": recovery,
     "slow": slow,
 }

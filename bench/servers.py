@@ -1,7 +1,8 @@
 """The bench's helper servers, each run as its own process on uvloop.
 
 ``receiver``: the webhook destination. ``POST /r/{channel}`` answers 200 at once;
-``POST /slow/{channel}?delay=S`` answers 200 after S seconds. Each channel counts
+``POST /slow/{channel}?delay=S`` answers 200 after S seconds; ``POST /down/{channel}``
+answers 503 until ``POST /up/{channel}``, then as ``/r/``. Each channel counts
 requests and items (item bodies carry exactly one ``"webhook_id":`` key) and remembers
 the first and last arrival; with ``?rec=1`` it also keeps one record per request
 (arrival, items, first item's event id and event type). ``GET /stats/{channel}``
@@ -87,6 +88,19 @@ def receiver_app() -> web.Application:
         channel(request.match_info["ch"]).add(arrived, time.time(), body, True)
         return web.Response()
 
+    up: set[str] = set()  # /down/ channels told to come back
+
+    async def dead(request: web.Request) -> web.Response:
+        name = request.match_info["ch"]
+        if name not in up:
+            await request.read()
+            return web.Response(status=503)
+        return await fast(request)
+
+    async def revive(request: web.Request) -> web.Response:
+        up.add(request.match_info["ch"])
+        return web.Response()
+
     async def stats(request: web.Request) -> web.Response:
         ch = channel(request.match_info["ch"])
         out: dict[str, Any] = {
@@ -100,6 +114,8 @@ def receiver_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/r/{ch}", fast)
     app.router.add_post("/slow/{ch}", slow)
+    app.router.add_post("/down/{ch}", dead)
+    app.router.add_post("/up/{ch}", revive)
     app.router.add_get("/stats/{ch}", stats)
     return app
 

@@ -251,7 +251,7 @@ class App:
         # Writes still queued (a batch taking items, an outcome) must be in before the read,
         # or a webhook removed and re-added could take up work that was already done.
         await self.store.drain()
-        pending = await self.store.open_deliveries(fresh)
+        pending = await self.store.open_work(fresh, self.clock.now())
         batches = await self.batcher.read_open(set(fresh), config.webhooks, config.batching.spool_after_seconds)
         self._configure(config)
         return self.dispatcher.restore(pending), self.batcher.restore(batches)
@@ -327,6 +327,7 @@ class App:
             try:
                 self.batcher.poll()
                 await self.dispatcher.poll_spool()
+                self.dispatcher.trim_memory()
             except asyncio.CancelledError:
                 raise
             except Exception:

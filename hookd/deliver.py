@@ -12,8 +12,9 @@ import asyncio
 import functools
 import heapq
 import random
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -24,22 +25,25 @@ from hookd.clock import Clock
 from hookd.config import Config, Webhook
 from hookd.egress import Egress, egress_for
 from hookd.http import Response, Transport
-from hookd.lanes import Health, Lane
+from hookd.lanes import WINDOW, Health, Lane, Seqs
+from hookd.memory import TRIM_AFTER, malloc_trim
 from hookd.metrics import Metrics
 from hookd.models import Delivery
 from hookd.payloads import RequestShape, query_params
 from hookd.retry import decide, find_header, parse_retry_after
-from hookd.store import Outcome, Storage
+from hookd.store import OpenWork, Outcome, Storage
 from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd.deliver")
+
+PAGE_RETRY_SECONDS = 1.0  # a page read that failed is tried again this much later
 
 
 class Dispatcher:
     """Runs attempts for every lane under the global concurrency bound."""
 
     def __init__(self, clock: Clock, store: Storage, sender: Transport, metrics: Metrics,
-                 notify: op_events.Notify = op_events.nobody) -> None:  # fmt: skip
+                 notify: op_events.Notify = op_events.nobody, window: int = WINDOW) -> None:  # fmt: skip
         self._clock = clock
         self._notify = notify
         self._store = store
@@ -50,6 +54,9 @@ class Dispatcher:
         self._inflight = 0
         self._starved: deque[Lane] = deque()  # lanes with work, waiting for a global slot
         self._tasks = TaskSet()
+        self._window = window  # deliveries of a lane kept in memory (see lanes.WINDOW)
+        self._pages = TaskSet()  # page reads under way, one per lane at most
+        self._paged = 0  # deliveries read back from the store since the last memory trim
         self._spooled: list[tuple[float, int]] = []  # (due, delivery seq) of long retry waits
         self._spooled_seqs: dict[int, str] = {}  # the live entries of that heap → webhook id
         # Deliveries in an attempt now or with their outcome not yet committed, by webhook
@@ -77,7 +84,8 @@ class Dispatcher:
         for w in config.webhooks:
             lane = self._lanes.get(w.id)
             if lane is None:
-                lane = Lane(w.id, RequestShape(w), 1, False, False, 0)
+                lane = Lane(w.id, RequestShape(w), 1, False, False, 0, window=self._window)
+                lane.refill = self._refill
                 lane.auto_disabled, lane.failures = self._store.counters.webhook_state.get(w.id, (False, 0))
                 self._lanes[w.id] = lane
             # Updated in place: attempts in flight hold this object and settle on it.
@@ -97,12 +105,8 @@ class Dispatcher:
         lane.log = log.bind(webhook=w.id)
         lane.meter = self._metrics.meter(w.id)
         if lane.ordered != w.ordered:
-            queued = [d for _, d in lane.heap] + list(lane.ready)
-            lane.heap.clear()
-            lane.ready.clear()
-            lane.ordered = w.ordered
-            for d in queued:
-                lane.push(d)
+            # Everything queued goes to the store's list in the new order; pages bring it back.
+            lane.fold(w.ordered)
 
     def _remove(self, lane: Lane) -> None:
         """Forget a webhook that left the config; its deliveries wait in the store."""
@@ -114,9 +118,7 @@ class Dispatcher:
         # Removing a webhook is the operator's choice; deliveries left waiting in the store are worth a look.
         (log.warning if orphaned else log.info)("webhook_removed", webhook=lane.webhook_id, orphaned=orphaned)
         lane.timers.clear()
-        lane.heap.clear()
-        lane.ready.clear()
-        lane.holding = None
+        lane.forget()
 
     # -- queueing ----------------------------------------------------------------------
 
@@ -356,6 +358,18 @@ class Dispatcher:
             lane.holding = None
         self.submit(d)
 
+    def trim_memory(self) -> bool:
+        """After a big backlog has drained (every lane idle), give the freed memory back to
+        the system; True when it did. Called now and then (with the spool poll)."""
+        if self._paged < TRIM_AFTER or self._inflight or any(lane.waiting() for lane in self._lanes.values()):
+            return False
+        self._paged = 0
+        trim = malloc_trim()
+        if trim is not None:
+            trim()
+        log.debug("memory_trimmed", available=trim is not None)
+        return trim is not None
+
     async def poll_spool(self) -> None:
         """Bring back spooled retries whose time has come."""
         now = self._clock.now()
@@ -375,22 +389,82 @@ class Dispatcher:
         if due:
             log.debug("spool_retries_due", deliveries=due, still_spooled=len(self._spooled_seqs))
 
-    def restore(self, deliveries: Iterable[Delivery]) -> int:
-        """Queue deliveries found in the store at start-up (or when a webhook returns)."""
+    def restore(self, work: OpenWork) -> int:
+        """Queue the pending work found in the store at start-up (or when a webhook
+        returns): what is due now as seqs, read back page by page as the lanes drain;
+        retries still to come on their timer or in the spool. Returns how many were taken."""
         count = 0
         now = self._clock.now()
-        for d in deliveries:
-            lane = self._lanes.get(d.webhook_id)
-            waiting = lane is not None and d.seq in lane.timers
-            if d.id in self._holds or waiting or d.seq in self._spooled_seqs:
-                continue  # already here: in flight, or waiting out a retry
-            count += 1
-            if d.state == "retrying" and d.next_at > now:
-                if lane is not None:
-                    self._schedule_retry(lane, d, d.next_at)
+        for wid, seqs in work.queued.items():
+            lane = self._lanes.get(wid)
+            if lane is None or not seqs:
                 continue
-            self.submit(d)
+            here = self._here(lane)
+            fresh = seqs if not here else array("q", (s for s in seqs if s not in here))
+            count += len(fresh)
+            if lane.in_memory() or lane.stored:
+                lane.fold(lane.ordered, fresh)
+            else:
+                lane.stored = Seqs(fresh)
+            self._pump(lane)
+        for d in work.later:
+            lane = self._lanes.get(d.webhook_id)
+            if lane is None or d.seq in self._here(lane):
+                continue
+            count += 1
+            if d.next_at > now:
+                self._schedule_retry(lane, d, d.next_at)
+            else:
+                self.submit(d)
         return count
+
+    def _here(self, lane: Lane) -> set[int]:
+        """Seqs of the lane's deliveries held here out of its queue: in an attempt, with an
+        outcome not yet committed, or waiting out a retry (on a timer or in the spool)."""
+        held = {d.seq for d in self._active.get(lane.webhook_id, {}).values()}
+        held.update(lane.timers)
+        held.update(seq for seq, wid in self._spooled_seqs.items() if wid == lane.webhook_id)
+        return held
+
+    # -- paging: a lane's queue beyond its window waits in the store ----------------------
+
+    def _refill(self, lane: Lane) -> None:
+        """The lane's window ran low and the store holds more of its queue: read a page."""
+        if self._stopping:
+            return
+        seqs = lane.take_page()
+        if seqs:
+            self._pages.spawn(self._page_in(lane, seqs), name=f"page-{lane.webhook_id}")
+
+    async def _page_in(self, lane: Lane, seqs: list[int]) -> None:
+        """Read ``seqs`` back from the store (one statement) and queue them.
+
+        The lane kept exactly the seqs it was handed, so the read cannot take one twice
+        nor one handed over while it runs. Every delivery is handed over once its record
+        is written or queued for writing; the drain first makes sure those queued are
+        committed, so none is missed (a row not found is no longer open: ended or pruned).
+        """
+        while True:
+            try:
+                await self._store.drain()
+                found = await self._store.page(seqs)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the seqs stay marked as being read; the lane waits for them
+                log.exception("page_read_failed", webhook=lane.webhook_id, deliveries=len(seqs))
+                await self._clock.sleep(PAGE_RETRY_SECONDS)
+                if self._lanes.get(lane.webhook_id) is not lane or lane.reading is not seqs:
+                    return
+        # A lane removed meanwhile (maybe re-added: it read the store itself) or folded
+        # (reordered) no longer waits for this page.
+        if self._lanes.get(lane.webhook_id) is not lane or not lane.paged(seqs, found):
+            return
+        if len(found) < len(seqs):
+            log.warning("deliveries_gone", webhook=lane.webhook_id, deliveries=len(seqs) - len(found))
+        log.debug("page_read", webhook=lane.webhook_id, deliveries=len(found), stored=len(lane.stored))
+        self._paged += len(found)
+        self._pump(lane)
 
     # -- operator actions ----------------------------------------------------------------
 
@@ -416,6 +490,8 @@ class Dispatcher:
     async def stop(self, grace: float) -> int:
         """Start nothing new; give in-flight attempts ``grace`` seconds; return how many were cut."""
         self._stopping = True
+        self._pages.cancel()  # what they would read stays pending in the store
+        await self._pages.wait()
         for lane in self._lanes.values():
             for timer in lane.timers.values():
                 timer.cancel()

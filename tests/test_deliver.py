@@ -16,10 +16,11 @@ from hookd.config import Config
 from hookd.deliver import Dispatcher
 from hookd.egress import DIRECT, Egress
 from hookd.http import Response
-from hookd.lanes import Health
+from hookd.lanes import WINDOW, Health, Lane
 from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory
 from hookd.store import Store
+from hookd.store.sqlite import PAGE_BODY_BYTES
 from tests.fakeclock import FakeClock
 from tests.support import running_store
 from tests.support import until as support_until
@@ -120,17 +121,18 @@ def config(*hooks: dict[str, Any], concurrency: int = 16, spool_after: float = 6
 class Harness:
     """A Dispatcher on a fake clock, a scripted sender and a real store, fed as ingest feeds it."""
 
-    def __init__(self, store: Store, cfg: Config) -> None:
+    def __init__(self, store: Store, cfg: Config, window: int = WINDOW) -> None:
         self.store = store
         self.clock = FakeClock(T0)
         self.sender = ScriptedSender()
         self.ids = IdFactory()
-        self.dispatcher = Dispatcher(self.clock, store, self.sender, Metrics())
+        self.dispatcher = Dispatcher(self.clock, store, self.sender, Metrics(), window=window)
         self.dispatcher.configure(cfg)
         self.cfg = cfg
 
-    async def deliver(self, webhook_id: str, n: int = 1) -> list[Delivery]:
-        """``n`` new deliveries to ``webhook_id``: committed, then submitted in that order."""
+    async def deliver(self, webhook_id: str, n: int = 1, committed: bool = True) -> list[Delivery]:
+        """``n`` new deliveries to ``webhook_id``: committed (or only queued for writing),
+        then submitted in that order."""
         made = []
         for _ in range(n):
             seq = self.store.next_delivery_seq()
@@ -139,7 +141,9 @@ class Harness:
                 body=orjson.dumps({"seq": seq}), item_ids=(self.ids.uuid(),), events=("ticket.created",),
                 triggers=("t",), created_at=self.clock.now(),
             )  # fmt: skip
-            await self.store.add_delivery(d, False, alone=True)
+            written = self.store.add_delivery(d, False, alone=True)
+            if committed:
+                await written
             made.append(d)
         for d in made:
             self.dispatcher.submit(d)
@@ -149,7 +153,7 @@ class Harness:
         """Apply ``cfg`` as App does on reload: webhooks new to the dispatcher pick up their work."""
         known = self.dispatcher.webhook_ids()
         await self.store.drain()
-        pending = await self.store.open_deliveries([w.id for w in cfg.webhooks if w.id not in known])
+        pending = await self.store.open_work([w.id for w in cfg.webhooks if w.id not in known], self.clock.now())
         self.dispatcher.configure(cfg)
         self.cfg = cfg
         return self.dispatcher.restore(pending)
@@ -178,9 +182,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @contextlib.asynccontextmanager
-async def harness(store: Store, cfg: Config) -> AsyncIterator[Harness]:
+async def harness(store: Store, cfg: Config, window: int = WINDOW) -> AsyncIterator[Harness]:
     """A Harness whose attempts still in flight are cut at the end."""
-    h = Harness(store, cfg)
+    h = Harness(store, cfg, window)
     try:
         yield h
     finally:
@@ -515,3 +519,74 @@ async def test_stop_cuts_attempts_past_the_grace_and_leaves_them_pending(store: 
         await h.deliver("w")
         assert h.dispatcher.inflight == 0  # nothing starts after a stop
         assert h.dispatcher.health("w").queued == 1
+
+
+async def answer_all(h: Harness, lane: Lane, count: int, failing: int = 0) -> int:
+    """Answer attempts one by one up to ``count`` calls, the ``failing``-th (1-based) with a 500
+    whose retry the clock then brings; return the most deliveries the lane held in memory."""
+    most = lane.in_memory()
+    for n in range(1, count + 1):
+        calls = await h.sender.wait_calls(n)
+        most = max(most, lane.in_memory())
+        calls[n - 1].reply(500 if n == failing else 200)
+        if n == failing:
+            await until(lambda: h.clock.pending == 1, "the retry timer")
+            await until(lambda: h.idle(lane.webhook_id), "the failed attempt settled")
+            most = max(most, lane.in_memory())
+            h.clock.advance(5)
+    await until(lambda: h.idle(lane.webhook_id) and not lane.waiting(), "the lane drained")
+    return most
+
+
+async def test_an_ordered_lane_holds_at_most_its_window_and_pages_the_rest_in_order(store: Store) -> None:
+    """Beyond its window a lane keeps only seqs and reads the rest back page by page: strict order
+    across a retry and deliveries handed over before their record was committed, each sent once,
+    and the queued count exact throughout."""
+    async with harness(store, config({"id": "o", "ordered": True}), window=4) as h:
+        lane = h.dispatcher._lanes["o"]
+        first = await h.deliver("o", 10)
+        await h.sender.wait_calls(1)
+        assert (lane.in_memory(), len(lane.stored)) == (4, 5)
+        health = h.dispatcher.health("o")
+        assert (health.inflight, health.queued) == (1, 9)
+        # Handed over while still queued for writing: a page read must not miss them.
+        late = await h.deliver("o", 6, committed=False)
+        assert h.dispatcher.health("o").queued == 15
+        most = await answer_all(h, lane, 17, failing=3)
+        assert most <= 4
+        ds = first + late
+        assert h.sender.sent() == [d.message_id for d in ds[:3]] + [d.message_id for d in ds[2:]]
+        assert [c.body for c in h.sender.calls] == [d.body for d in ds[:3]] + [d.body for d in ds[2:]]
+        assert await h.states(*ds) == [("succeeded", 1)] * 2 + [("succeeded", 2)] + [("succeeded", 1)] * 13
+
+
+async def test_a_backlog_taken_up_is_read_back_page_by_page_and_sent_once(store: Store) -> None:
+    """A webhook taken up with more pending deliveries than its window holds only the window as
+    deliveries, counts every one as queued, and sends each exactly once."""
+    hooks = {"id": "u", "per_webhook_concurrency": 2}
+    async with harness(store, config({"id": "other"}), window=4) as h:
+        ds = await h.deliver("u", 13)  # no lane yet: they wait in the store
+        assert await h.take_up(config({"id": "other"}, hooks)) == 13
+        lane = h.dispatcher._lanes["u"]
+        await h.sender.wait_calls(2)
+        health = h.dispatcher.health("u")
+        assert (health.inflight, health.queued) == (2, 11)
+        assert lane.in_memory() <= 4
+        most = await answer_all(h, lane, 13)
+        assert most <= 4
+        assert sorted(h.sender.sent()) == sorted(d.message_id for d in ds)
+        assert await h.states(*ds) == [("succeeded", 1)] * 13
+
+
+async def test_a_page_brings_small_bodies_with_it_and_leaves_large_ones_for_the_attempt(store: Store) -> None:
+    """A page read back carries the bodies of up to PAGE_BODY_BYTES (no read per attempt), and
+    leaves larger ones, such as big batches, to be read when their attempt comes."""
+    async with harness(store, config({"id": "w"})) as h:
+        small, big = await h.deliver("gone", 2)  # no lane: nothing attempts them
+        big_body = b"[" + b",".join([b'{"n":1}'] * (PAGE_BODY_BYTES // 7 + 1)) + b"]"
+        await store.run(lambda c: c.execute("UPDATE payloads SET body = ? WHERE seq = ?", (big_body, big.seq)))
+        got = await store.page([big.seq, small.seq, 10_000])
+        assert [(d.seq, d.loaded) for d in got] == [(small.seq, True), (big.seq, False)]
+        assert (got[0].body, got[0].item_ids, got[0].events) == (small.body, list(small.item_ids), ["ticket.created"])
+        assert await store.load(got[1])
+        assert got[1].body == big_body

@@ -17,6 +17,7 @@ implementation keeps:
 from __future__ import annotations
 
 import asyncio
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -41,6 +42,17 @@ class Outcome:
     lightweight: bool
     request: dict[str, Any] | bytes | None = None  # bytes: already JSON (see attempt_log)
     response: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class OpenWork:
+    """Deliveries still to be made, as start-up (or a returning webhook) takes them up."""
+
+    # Webhook → seqs of its deliveries due now (pending, or retrying with the time come),
+    # ascending: the dispatcher keeps these as numbers and reads them back page by page.
+    queued: dict[str, array[int]] = field(default_factory=dict)
+    # Retrying deliveries whose next attempt is still to come (bodies not loaded).
+    later: list[Delivery] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -257,6 +269,17 @@ class Storage(Protocol):
 
     async def open_deliveries(self, webhook_ids: Iterable[str]) -> list[Delivery]:
         """Deliveries still to be made for these webhooks, oldest first, bodies not loaded."""
+        ...
+
+    async def open_work(self, webhook_ids: Iterable[str], now: float) -> OpenWork:
+        """Deliveries still to be made for these webhooks: those due by ``now`` as seqs
+        only (a million of them cost 8 MB), the retries still to come as deliveries."""
+        ...
+
+    async def page(self, seqs: Sequence[int]) -> list[Delivery]:
+        """Those of the deliveries ``seqs`` still open, in sequence order: one read however
+        many. Small bodies may come with them (``loaded``); ``load`` reads the others when
+        the attempt comes."""
         ...
 
     async def load(self, d: Delivery) -> bool:

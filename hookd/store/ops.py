@@ -8,16 +8,18 @@ or a whole flush's rows with a few statements (see packing for why).
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any
 
 import orjson
 
 from hookd.models import Delivery, Item, Occurrence
 from hookd.store import bodies as body_store
-from hookd.store.interface import Counters, OpenBatch, StoredWebhook
+from hookd.store.interface import Counters, OpenBatch, OpenWork, StoredWebhook
 from hookd.store.schema import (
     ADD_SEEN_TYPES,
     ATTEMPT,
@@ -307,21 +309,76 @@ def open_deliveries(conn: sqlite3.Connection, wanted: Sequence[str]) -> list[Del
     without their bodies (``loaded=False``)."""
     marks = ",".join("?" * len(wanted))
     rows = conn.execute(
-        "SELECT seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual,"
-        " resend_of FROM deliveries"
+        f"SELECT {SLIM_COLUMNS} FROM deliveries"
         f" WHERE webhook_id IN ({marks}) AND state IN ('pending', 'retrying') ORDER BY seq",
         wanted,
     )
-    # fmt: off
-    return [
-        Delivery(
-            seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
-            triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
-            manual=bool(r[8]), resend_of=r[9], loaded=False,
+    return [slim(r) for r in rows]
+
+
+# The columns of a delivery taken up without its body (``slim`` makes it).
+SLIM_COLUMNS = "seq, id, message_id, webhook_id, created_at, state, attempts, next_at, manual, resend_of"
+
+
+def slim(r: Sequence[Any]) -> Delivery:
+    """A delivery from SLIM_COLUMNS, its body, item ids and event types left in the store."""
+    return Delivery(
+        seq=r[0], id=r[1], message_id=r[2], webhook_id=r[3], body=b"", item_ids=(), events=(),
+        triggers=(), created_at=r[4], state=r[5], attempts=r[6], next_at=r[7] or 0.0,
+        manual=bool(r[8]), resend_of=r[9], loaded=False,
+    )  # fmt: skip
+
+
+def open_work(conn: sqlite3.Connection, wanted: Sequence[str], now: float) -> OpenWork:
+    """Deliveries still to be made for these webhooks: the seqs of those due by ``now``,
+    ascending, and the retries still to come as deliveries without their bodies."""
+    work = OpenWork()
+    for wid in wanted:
+        # One statement and one parse for a webhook's whole backlog: a row-by-row fetch
+        # would retake the GIL at every row, against a busy loop.
+        (pending,) = conn.execute(
+            "SELECT json_group_array(seq) FROM (SELECT seq FROM deliveries"
+            " WHERE webhook_id = ? AND state = 'pending' ORDER BY seq)",
+            (wid,),
+        ).fetchone()
+        seqs: list[int] = orjson.loads(pending)
+        retrying = conn.execute(
+            f"SELECT {SLIM_COLUMNS} FROM deliveries WHERE webhook_id = ? AND state = 'retrying' ORDER BY seq", (wid,)
         )
-        for r in rows
-    ]
-    # fmt: on
+        due = []
+        for r in retrying:
+            d = slim(r)
+            if d.next_at > now:
+                work.later.append(d)
+            else:
+                due.append(d.seq)
+        seqs += due
+        # json_group_array keeps the subquery's order in practice, which SQLite does not
+        # promise; sorting what is sorted already costs one pass.
+        seqs.sort()
+        if seqs:
+            work.queued[wid] = array("q", seqs)
+    return work
+
+
+def page(conn: sqlite3.Connection, seqs: bytes, body_bytes: int) -> list[Delivery]:
+    """Those of the deliveries ``seqs`` (a JSON array) still open, in sequence order; each
+    with its body, item ids and event types when the body is at most ``body_bytes``."""
+    rows = conn.execute(
+        "SELECT d.seq, d.id, d.message_id, d.webhook_id, d.created_at, d.state, d.attempts, d.next_at,"
+        " d.manual, d.resend_of, CASE WHEN length(p.body) <= ?2 THEN p.body END, p.item_ids, d.events"
+        " FROM deliveries d LEFT JOIN payloads p ON p.seq = d.seq"
+        " WHERE d.seq IN (SELECT value FROM json_each(?1)) AND d.state IN ('pending', 'retrying')"
+        " ORDER BY d.seq",
+        (seqs, body_bytes),
+    )
+    out = []
+    for r in rows:
+        d = slim(r)
+        if r[10] is not None:
+            d.body, d.item_ids, d.events, d.loaded = r[10], orjson.loads(r[11]), orjson.loads(r[12]), True
+        out.append(d)
+    return out
 
 
 def body_of(conn: sqlite3.Connection, seq: int) -> tuple[bytes, str, str] | None:
