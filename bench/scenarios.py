@@ -464,6 +464,19 @@ def _spool_config(ctx: Ctx, name: str, keys: int) -> dict[str, Any]:
     return daemon_config(ctx.workdir / name / "hookd.db", [wh], spool_after=1.0, per_webhook=CONCURRENCY)
 
 
+async def _queue_behind_dead(ctx: Ctx, d: Daemon, name: str, n: int) -> float:
+    """Send one event to the daemon's webhook "dead" (its receiver fails, retry_schedule = [],
+    auto_disable_after = 1), wait until that failure has auto-disabled it, then queue n events
+    behind it; the ingest rate in events/s."""
+    await post_one(ctx.s, f"{d.base}/v1/events", orjson.dumps(event(ctx.prefix(name), -1, "bench.first")), 202)
+    deadline = time.monotonic() + 30
+    while (await get_json(ctx.s, f"{d.base}/v1/webhooks/dead"))["enabled"]:
+        if time.monotonic() > deadline:
+            raise BenchError("the dead webhook was not auto-disabled within 30 s")
+        await asyncio.sleep(0.05)
+    return await _fill(ctx, d, ctx.prefix(name), n, lambda i: "bench.created")
+
+
 async def _fill(ctx: Ctx, d: Daemon, pre: str, n: int, types: Callable[[int], str]) -> float:
     """Ingest n events in arrays of 1000, POSTERS at a time, generated chunk by chunk; events/s."""
     chunk = 100_000
@@ -534,13 +547,7 @@ async def backlog(ctx: Ctx) -> dict[str, Any]:
     try:
         await asyncio.sleep(1.0)
         idle = rss_bytes(d.pid)[0]
-        await post_one(ctx.s, f"{d.base}/v1/events", orjson.dumps(event(ctx.prefix(name), -1, "bench.first")), 202)
-        deadline = time.monotonic() + 30
-        while (await get_json(ctx.s, f"{d.base}/v1/webhooks/dead"))["enabled"]:
-            if time.monotonic() > deadline:
-                raise BenchError("the dead webhook was not auto-disabled within 30 s")
-            await asyncio.sleep(0.05)
-        rate = await _fill(ctx, d, ctx.prefix(name), n, lambda i: "bench.created")
+        rate = await _queue_behind_dead(ctx, d, name, n)
         await asyncio.sleep(2.0)
         queued, peak_queued = rss_bytes(d.pid)
         print(f"  RSS idle / {n:,} queued: {idle / 2**20:.0f} / {queued / 2**20:.0f} MiB; draining …", flush=True)
@@ -597,13 +604,7 @@ async def recovery(ctx: Ctx) -> dict[str, Any]:
     d = Daemon(ctx.procs, ctx.workdir, name, cfg)
     await d.start()
     try:
-        await post_one(ctx.s, f"{d.base}/v1/events", orjson.dumps(event(ctx.prefix(name), -1, "bench.first")), 202)
-        deadline = time.monotonic() + 30
-        while (await get_json(ctx.s, f"{d.base}/v1/webhooks/dead"))["enabled"]:
-            if time.monotonic() > deadline:
-                raise BenchError("the dead webhook was not auto-disabled within 30 s")
-            await asyncio.sleep(0.05)
-        rate = await _fill(ctx, d, ctx.prefix(name), n, lambda i: "bench.created")
+        rate = await _queue_behind_dead(ctx, d, name, n)
     except BaseException:
         await d.stop()
         raise
