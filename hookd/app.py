@@ -323,9 +323,10 @@ class App:
 
     async def _poll_spool(self) -> None:
         while True:
-            await self.clock.sleep(self.config.batching.spool_poll_seconds)
+            interval = self.config.batching.spool_poll_seconds
+            await self.clock.sleep(interval)
             try:
-                self.batcher.poll()
+                self.batcher.poll(ahead=interval)
                 await self.dispatcher.poll_spool()
                 self.dispatcher.trim_memory()
             except asyncio.CancelledError:

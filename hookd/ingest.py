@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -77,12 +77,17 @@ class Unencodable(Exception):
 
 @dataclass(slots=True)
 class Chunk:
-    """A request's items of one webhook and batch key: they share a store row (``seq``) and a deadline."""
+    """A request's items of one webhook and batch key: they share a store row (``seq``) and a
+    deadline, and go to the batcher in one call."""
 
+    webhook_id: str
+    key: str
     seq: int
     deadline: float
     count: int = 0  # items so far; the next one's place in the chunk
     start: int = 1  # where the next body goes in the chunk's bytes: each is followed by a comma
+    items: list[Item] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)  # of the occurrence each item came from
 
 
 @dataclass(slots=True)
@@ -91,7 +96,8 @@ class Plan:
     so the store can drop a duplicate's work in the transaction that finds it."""
 
     deliveries: list[tuple[int, Delivery, bool]]  # sent alone; the bool: lightweight logs
-    items: list[tuple[int, Item]]  # for the batcher
+    items: list[tuple[int, Item]]  # for the store, in arrival order
+    chunks: list[Chunk]  # the same items by webhook and batch key, for the batcher
 
 
 def plan(
@@ -111,8 +117,11 @@ def plan(
     """
     deliveries: list[tuple[int, Delivery, bool]] = []
     items: list[tuple[int, Item]] = []
-    # The request's items of one webhook and batch key share a store chunk (one row).
+    # The request's items of one webhook and batch key share a store chunk (one row). A
+    # chunk is found by (webhook, trigger, event), which decide the key: the key is worked
+    # out once per such triple in a request, not once per item.
     chunks: dict[tuple[str, str], Chunk] = {}
+    slots: dict[tuple[str, str, str], Chunk] = {}
     route, builders, modes, lightweight = rt.router.route, rt.builders, rt.modes, rt.lightweight
     new_id = ids.uuids()
     for idx, occ in enumerate(occurrences):
@@ -132,11 +141,14 @@ def plan(
                 )  # fmt: skip
                 deliveries.append((idx, d, lightweight[wid]))
             else:
-                key = batch_key(mode, tid, occ.event)
-                assert key is not None
-                chunk = chunks.get((wid, key))
+                chunk = slots.get((wid, tid, occ.event))
                 if chunk is None:
-                    chunk = chunks[(wid, key)] = Chunk(next_item_seq(), deadline_for(wid, key, now))
+                    key = batch_key(mode, tid, occ.event)
+                    assert key is not None
+                    chunk = chunks.get((wid, key))
+                    if chunk is None:
+                        chunk = chunks[(wid, key)] = Chunk(wid, key, next_item_seq(), deadline_for(wid, key, now))
+                    slots[(wid, tid, occ.event)] = chunk
                 # Positional, in Item's field order (id, webhook_id, trigger, event, occurrence_id,
                 # body, batch_key, seq, pos, deadline, object_id, start): by keyword the call cost
                 # 0.5 µs more per item.
@@ -147,7 +159,7 @@ def plan(
                     occ.event,
                     occ.id,
                     body,
-                    key,
+                    chunk.key,
                     chunk.seq,
                     chunk.count,
                     chunk.deadline,
@@ -156,8 +168,10 @@ def plan(
                 )
                 chunk.count += 1
                 chunk.start += len(body) + 1
+                chunk.items.append(item)
+                chunk.indexes.append(idx)
                 items.append((idx, item))
-    return Plan(deliveries, items)
+    return Plan(deliveries, items, list(chunks.values()))
 
 
 def hand_on(p: Plan, dupes: set[int], submit: Callable[[Delivery], None], batcher: Batcher,
@@ -169,10 +183,13 @@ def hand_on(p: Plan, dupes: set[int], submit: Callable[[Delivery], None], batche
         if idx not in dupes:
             submit(d)
             per_webhook[d.webhook_id] = per_webhook.get(d.webhook_id, 0) + 1
-    for idx, item in p.items:
-        if idx not in dupes:
-            batcher.add(item)
-            per_webhook[item.webhook_id] = per_webhook.get(item.webhook_id, 0) + 1
+    # A chunk at a time: its items share the webhook and key, so the batcher looks its
+    # open batch up once and takes them as slices (a duplicate is rare; then item by item).
+    for c in p.chunks:
+        kept = c.items if not dupes else [it for i, it in zip(c.indexes, c.items, strict=True) if i not in dupes]
+        if kept:
+            batcher.add_run(c.webhook_id, c.key, kept)
+            per_webhook[c.webhook_id] = per_webhook.get(c.webhook_id, 0) + len(kept)
     for wid, n in per_webhook.items():
         metrics.routed(wid, n)
     return per_webhook

@@ -235,9 +235,9 @@ async def until(
 
 
 @contextlib.asynccontextmanager
-async def running_store(path: Path) -> AsyncIterator[Store]:
+async def running_store(path: Path, busy_timeout: float = 5.0) -> AsyncIterator[Store]:
     """A real Store on ``path`` with its writer task, closed at the end."""
-    store = Store(path, "process")
+    store = Store(path, "process", busy_timeout=busy_timeout)
     await store.open()
     writer = asyncio.get_running_loop().create_task(store.writer())
     try:

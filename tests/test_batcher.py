@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from structlog.testing import capture_logs
 
 from hookd.batcher import Batcher, OpenBatch, batch_key, policies
 from hookd.config import Config, Webhook
-from hookd.ingest import Plan, Routing, plan
+from hookd.ingest import Plan, Routing, hand_on, plan
+from hookd.metrics import Metrics
 from hookd.models import Delivery, IdFactory, Item, Occurrence, format_timestamp
 from hookd.store import Store
 from tests.fakeclock import FakeClock
-from tests.support import running_store
+from tests.support import running_store, until
 
 T0 = 1_800_000_000.0
 SPOOL_AFTER = 300.0
@@ -86,13 +88,12 @@ class Harness:
         return occs, p
 
     async def commit(self, occs: list[Occurrence], p: Plan) -> list[Item]:
-        """Commit a planned request, then hand its items to the batcher, as ingest does."""
+        """Commit a planned request, then hand its items to the batcher with ingest's own hand_on."""
         dupes = await self.store.ingest(occs, self.clock.now(), p.deliveries, p.items)
         assert dupes == set()
-        items = [item for _, item in p.items]
-        for item in items:
-            self.batcher.add(item)
-        return items
+        routed = hand_on(p, dupes, self.delivered.append, self.batcher, Metrics())
+        assert sum(routed.values()) == len(p.items) + len(p.deliveries)
+        return [item for _, item in p.items]
 
     async def feed_many(self, specs: list[tuple[str, str, str]]) -> list[Item]:
         """One ingest request of (webhook, trigger, event) items: plan, commit, then hand to the batcher."""
@@ -356,6 +357,52 @@ async def test_max_items_within_one_request(store: Store, clock: FakeClock) -> N
     assert [d.item_ids for d in delivered] == [ids_of(items[:2]), ids_of(items[2:4]), ids_of(items[4:])]
 
 
+async def test_a_request_run_fills_the_open_batch_then_opens_the_next(store: Store, clock: FakeClock) -> None:
+    """A request's items of one key join the batch already open, up to max_items, and the
+    rest open the next batches in arrival order, keys apart: each batch exact, none too big."""
+    hooks = webhooks(w={"batching": "same_event", "batch_wait_seconds": 30, "max_items_per_batch": 4})
+    h = Harness(store, clock, hooks)
+    a0 = await h.feed("w", "a")
+    clock.advance(5)
+    mixed = await h.feed_many([("w", "a" if i % 3 else "b", "ticket.created") for i in range(12)])
+    a = [a0] + [i for i in mixed if i.trigger == "a"]  # 1 + 8
+    b = [i for i in mixed if i.trigger == "b"]  # 4
+    full = await h.settle(3)
+    assert sorted(list(d.item_ids) for d in full) == sorted([ids_of(a[:4]), ids_of(a[4:8]), ids_of(b)])
+    # The first "a" batch kept its deadline; the one left open took the request's.
+    assert h.batcher.open[("w", "t:a")].count == 1
+    assert h.batcher.open[("w", "t:a")].deadline == T0 + 30
+    clock.advance(25)
+    (last,) = (await h.settle(4))[3:]
+    assert last.item_ids == ids_of(a[8:])
+
+
+async def test_a_duplicate_inside_a_request_run_is_left_out_of_its_batch(store: Store, clock: FakeClock) -> None:
+    """hand_on gives the batcher a chunk's items but those of duplicate occurrences."""
+    h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 30, "max_items_per_batch": 3}))
+    occs, p = h.plan([("w", "t", "ticket.created")] * 4)
+    items = [i for _, i in p.items]
+    assert [len(c.items) for c in p.chunks] == [4]
+    assert await store.ingest(occs, clock.now(), p.deliveries, p.items) == set()
+    routed = hand_on(p, {1}, h.delivered.append, h.batcher, Metrics())  # as if occurrence 1 were a duplicate
+    assert routed == {"w": 3}
+    (d,) = await h.settle(1)
+    assert d.item_ids == ids_of([items[0], items[2], items[3]])
+
+
+async def test_a_batch_over_full_after_a_reload_leaves_before_the_run_joins(store: Store, clock: FakeClock) -> None:
+    """max_items_per_batch shrank under an open batch: the next run closes it as it is and
+    starts a new one, so no batch grows further past the new limit."""
+    h = Harness(store, clock, webhooks(w={"batching": "any_event", "batch_wait_seconds": 30, "max_items_per_batch": 5}))
+    before = await h.feed_many([("w", "t", "ticket.created")] * 3)
+    h.batcher.configure(webhooks(w={"batching": "any_event", "batch_wait_seconds": 30, "max_items_per_batch": 2}),
+                        SPOOL_AFTER)  # fmt: skip
+    after = await h.feed_many([("w", "t", "ticket.created")] * 3)
+    delivered = await h.settle(2)
+    assert [d.item_ids for d in delivered] == [ids_of(before), ids_of(after[:2])]
+    assert h.batcher.open[("w", "*")].count == 1
+
+
 async def test_max_items_one(store: Store, clock: FakeClock) -> None:
     """max_items_per_batch = 1 delivers every item at once as a one-element array."""
     h = Harness(store, clock, webhooks(w={"batching": "any_event", "max_items_per_batch": 1}))
@@ -447,6 +494,80 @@ async def test_spooled_batch_flushes_on_poll_after_deadline(store: Store, clock:
     assert logged.id == d.id
     assert logged.body == d.body
     assert logged.item_ids == d.item_ids
+
+
+async def test_a_spooled_batch_due_before_the_next_poll_leaves_at_its_deadline(store: Store, clock: FakeClock) -> None:
+    """poll(ahead) gives a spooled batch due within ``ahead`` a timer of its own, so it
+    leaves at its deadline, not up to a poll later; batches due later get none yet."""
+    h = Harness(store, clock, webhooks(w=LONG, x=LONG))
+    first = await h.feed("w")
+    clock.advance(300)
+    later = await h.feed("x")
+    clock.advance(299.25)  # w is due in 0.75 s, x in 300.75 s
+    h.batcher.poll(ahead=1.0)
+    assert h.batcher.open[("w", "*")].timer is not None
+    assert h.batcher.open[("x", "*")].timer is None
+    assert clock.pending == 1
+    h.batcher.poll(ahead=1.0)  # a second poll before the deadline arms no second timer
+    assert clock.pending == 1
+    clock.advance(0.5)
+    await store.drain()
+    assert h.delivered == []  # never before the deadline
+    clock.advance(0.25)
+    (d,) = await h.settle(1)
+    assert d.item_ids == [first.id]
+    assert d.created_at == T0 + 600
+    assert list(h.batcher.open) == [("x", "*")]
+    clock.advance(300)
+    h.batcher.poll(ahead=1.0)
+    delivered = await h.settle(2)
+    assert delivered[1].item_ids == [later.id]
+
+
+async def test_a_spooled_batch_that_fills_before_its_timer_leaves_once(store: Store, clock: FakeClock) -> None:
+    """A spooled batch that fills after poll() armed its timer leaves at once, and the
+    timer is cancelled with it: the next batch of the key does not leave early."""
+    h = Harness(store, clock, webhooks(w={**LONG, "max_items_per_batch": 2}))
+    a = await h.feed("w")
+    clock.advance(599.5)
+    h.batcher.poll(ahead=1.0)
+    assert clock.pending == 1
+    b = await h.feed("w")
+    (d,) = await h.settle(1)
+    assert d.item_ids == [a.id, b.id]
+    assert clock.pending == 0
+    c = await h.feed("w")
+    clock.advance(1)
+    h.batcher.poll(ahead=1.0)
+    await store.drain()
+    assert len(h.delivered) == 1
+    assert h.batcher.open[("w", "*")].deadline == T0 + 1199.5
+    clock.advance(599)
+    h.batcher.poll(ahead=1.0)
+    (_, d2) = await h.settle(2)
+    assert d2.item_ids == [c.id]
+
+
+async def test_a_spooled_key_read_again_before_its_deletes_commit_sends_no_item_twice(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The spool task reads a key's oldest items: when a key it read comes round again
+    before that round's deletes are committed (here another process holds the write lock),
+    it waits for them, and never reads the items it already sent."""
+    async with running_store(tmp_path / "t.db", busy_timeout=0.02) as store:
+        h = Harness(store, clock, webhooks(w={**LONG, "max_items_per_batch": 2}))
+        requests = [h.plan([("w", "t", "ticket.created")] * 2) for _ in range(2)]
+        for occs, p in requests:
+            await store.ingest(occs, clock.now(), p.deliveries, p.items)
+        with sqlite3.connect(tmp_path / "t.db", isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            hand_on(requests[0][1], set(), h.delivered.append, h.batcher, Metrics())
+            await until(lambda: not h.batcher.waiting(), "the first round read its items (their delete waits)")
+            hand_on(requests[1][1], set(), h.delivered.append, h.batcher, Metrics())
+            await asyncio.sleep(0.1)  # the second round, given the time to read too early
+            other.execute("ROLLBACK")
+        delivered = await h.settle(2)
+        assert [list(d.item_ids) for d in delivered] == [[i.id for _, i in p.items] for _, p in requests]
 
 
 async def test_spooled_max_items(store: Store, clock: FakeClock) -> None:
