@@ -90,3 +90,20 @@ def test_a_layout_that_would_misplace_fields_is_refused(fields: tuple[str, ...],
     """Blob and text fields must come last and name real fields; anything else fails at import."""
     with pytest.raises(ValueError, match="bad layout"):
         Layout(fields, **kinds)
+
+
+@pytest.mark.parametrize("values", [["\x00a", "x\x00y", "é\U0001f600", "", "plain"], ["one"], []])
+def test_packed_texts_read_back_as_pack_packs_them(conn: sqlite3.Connection, values: list[str]) -> None:
+    """pack_texts, the one-text-field shortcut, packs exactly what pack does from 1-tuples,
+    and a statement reads every value back whole (NULs, astral characters, empty ones)."""
+    ids = Layout(("id",), texts=("id",))
+    packed = ids.pack_texts(values)
+    assert packed == ids.pack([(v,) for v in values])
+    read = ids.sql("SELECT {id} FROM json_each(?1) ORDER BY key").run(conn, packed).fetchall()
+    assert [r[0] for r in read] == values
+
+
+def test_pack_texts_refuses_a_layout_of_more_than_one_text_field() -> None:
+    """The shortcut knows one shape; any other layout is refused, not mis-packed."""
+    with pytest.raises(ValueError, match="one text field"):
+        LAYOUT.pack_texts(["a"])

@@ -24,6 +24,7 @@ from hookd.store.schema import (
     ADD_SEEN_TYPES,
     ATTEMPT,
     CHUNK,
+    CLAIM_OCCURRENCES,
     CONSUME_CHUNKS,
     COPY_BODIES,
     DELETE_CHUNKS,
@@ -40,7 +41,6 @@ from hookd.store.schema import (
     INSERT_DELIVERIES,
     INSERT_OBJECTS,
     INSERT_OCCURRENCE_SET,
-    INSERT_OCCURRENCES,
     INSERT_PAYLOADS,
     INSERT_SEARCH,
     NEW_DELIVERY,
@@ -49,7 +49,6 @@ from hookd.store.schema import (
     PAYLOAD_KEYS,
     PAYLOAD_OBJECTS,
     SEEN_HOUR,
-    SEEN_OCCURRENCES,
     SEEN_TYPE,
     TAKEN,
     UPDATE_DELIVERIES,
@@ -75,12 +74,7 @@ def ingest(
     items: Sequence[tuple[int, Item]],
 ) -> set[int]:
     """Write one request's work but that of its duplicate occurrences; return their indexes."""
-    dupes = find_duplicates(conn, occurrences)
-    fresh = [(o.id,) for i, o in enumerate(occurrences) if o.client_id and i not in dupes]
-    if fresh:
-        ids = OCCURRENCE_ID.pack(fresh)
-        INSERT_OCCURRENCES.run(conn, ids, received_at)
-        conn.execute(INSERT_OCCURRENCE_SET, (ids.rows, ids.blob, received_at))
+    dupes = claim_occurrences(conn, occurrences, received_at)
     if deliveries:
         insert_deliveries(conn, [new_delivery(d, lw) for i, d, lw in deliveries if i not in dupes])
     if items:
@@ -102,21 +96,30 @@ def ingest(
 _event = attrgetter("event")
 
 
-def find_duplicates(conn: sqlite3.Connection, occurrences: Sequence[Occurrence]) -> set[int]:
-    """Indexes of occurrences whose application-chosen id was seen before (or earlier in the list)."""
+def claim_occurrences(conn: sqlite3.Connection, occurrences: Sequence[Occurrence], received_at: float) -> set[int]:
+    """Record the request's application-chosen ids; return the indexes of the occurrences
+    whose id was seen before (or earlier in the list): the duplicates.
+
+    One statement does both: INSERT OR IGNORE … RETURNING answers the ids it inserted, so
+    an id it leaves out was there already. A probe, then an insert of the new ids, walked
+    the b-tree twice (3.5 against 2.0 µs per id, measured) and packed the ids twice."""
     ids = [o.id for o in occurrences if o.client_id]
     if not ids:
         return set()
-    # One statement for the whole request; only ids seen before come back as rows.
-    seen: set[str] = {r[0] for r in SEEN_OCCURRENCES.run(conn, OCCURRENCE_ID.pack([(i,) for i in ids]))}
+    packed = OCCURRENCE_ID.pack_texts(ids)
+    new: set[str] = {r[0] for r in CLAIM_OCCURRENCES.run(conn, packed, received_at)}
     dupes = set()
-    for i, o in enumerate(occurrences):
-        if not o.client_id:
-            continue
-        if o.id in seen:
-            dupes.add(i)
-        else:
-            seen.add(o.id)
+    if len(new) < len(ids):
+        for i, o in enumerate(occurrences):
+            if not o.client_id:
+                continue
+            if o.id in new:
+                new.discard(o.id)  # the first of its id in the request; a later one is a duplicate
+            else:
+                dupes.add(i)
+        packed = OCCURRENCE_ID.pack_texts([o.id for i, o in enumerate(occurrences) if o.client_id and i not in dupes])
+    if packed.rows != b"[]":
+        conn.execute(INSERT_OCCURRENCE_SET, (packed.rows, packed.blob, received_at))
     return dupes
 
 

@@ -25,6 +25,7 @@ appended after the plain fields).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,18 @@ class Layout:
     def _value(self, name: str, empty: str, alias: str = "value") -> str:
         ref = self.ref(name, alias)
         return f"coalesce({ref}, {empty})" if name in self._blobs else ref
+
+    def pack_texts(self, values: Sequence[str]) -> Packed:
+        """``pack`` for a layout of one text field, from the values themselves: no row tuple
+        per value, and the spans counted in C (a third of pack's time per value)."""
+        if len(self.fields) != 1 or self._plain:
+            raise ValueError(f"pack_texts needs a layout of one text field, not {self.fields}")
+        if not values:
+            return Packed(b"[]", b"")
+        data = [v.encode() for v in values]
+        lengths = list(map(len, data))
+        starts = itertools.accumulate(lengths[:-1], initial=1)
+        return Packed(orjson.dumps(list(zip(starts, lengths, strict=True))), b"".join(data))
 
     def pack(self, rows: Iterable[tuple[Any, ...]]) -> Packed:
         """The statement parameters for ``rows`` (tuples of this layout's fields, in order)."""
