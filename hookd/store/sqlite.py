@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +26,6 @@ T = TypeVar("T")
 # deliveries of 420 bytes); batches' large bodies are still read when their attempt comes,
 # so a window of 2,000 holds at most 16 MiB of bodies.
 PAGE_BODY_BYTES = 8192
-_SEQ = attrgetter("seq")
 
 
 class Store:
@@ -174,7 +172,7 @@ class Store:
         parts = bodies.runs(body_items) if body_items else None
         op.rows.append(new_delivery(d, lightweight, parts))
         if parts is not None:
-            op.refs += [(c, d.seq) for c in dict.fromkeys(map(_SEQ, body_items))]  # map(): no frame per item
+            op.refs += [(c, d.seq) for c in dict.fromkeys([i.seq for i in body_items])]
         if d.coalesced:
             op.coalesced.append((orjson.dumps(list(d.coalesced)), d.seq))
         for item in consumed:
