@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from hookd.deliver import Dispatcher
 from hookd.http import Sender
 from hookd.ingest import Ingest, Routing
 from hookd.internal_ingest import InternalIngest
-from hookd.listener import AcceptErrors, AcceptSite, body_deadline
+from hookd.listener import AcceptErrors, AcceptSite, ServerLog, body_deadline
 from hookd.manage import ApiWebhooks, Check
 from hookd.manage_routes import WebhookRoutes
 from hookd.metrics import Metrics
@@ -180,6 +181,7 @@ class App:
             shutdown_timeout=1.0,
             keepalive_timeout=timeout,
             max_line_size=MAX_REQUEST_LINE,
+            logger=ServerLog(logging.getLogger("aiohttp.server")),
         )
         await runner.setup()
         site = AcceptSite(runner, server.listen, server.host, server.port, AcceptErrors(self.metrics.accept_errors.inc))

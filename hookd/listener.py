@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import socket
 import time
@@ -21,11 +22,50 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hookd.responses import error
 from hookd.tasks import TaskSet
 
 log = structlog.get_logger("hookd")
+
+
+class ServerLog:
+    """aiohttp's server logger (``aiohttp.server``), but for requests aiohttp could not parse.
+
+    aiohttp answers those 400 itself and logged each as an ERROR with a traceback that
+    quotes the offending bytes: a client's malformed request became an operator's alarm,
+    and a malformed ``Authorization`` line put its token in the log. Such a request is now
+    one ``request_unparsable`` warning naming the kind of fault, without the bytes; every
+    other record goes to aiohttp's logger as before."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def exception(self, msg: object, *args: object, exc_info: object = None, **kw: Any) -> None:
+        """aiohttp's ``log_exception``: a client's unparsable request is a warning, anything else stays an error."""
+        bad = _unparsable(exc_info)
+        if bad is not None:
+            log.warning("request_unparsable", status=bad.code, fault=type(bad).__name__)
+            return
+        self._logger.exception(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
+
+    def debug(self, msg: object, *args: object, exc_info: object = None, **kw: Any) -> None:
+        """aiohttp logs non-HTTP bytes on a first request at debug: without them, too."""
+        bad = _unparsable(exc_info)
+        if bad is not None:
+            log.debug("request_unparsable", status=bad.code, fault=type(bad).__name__)
+            return
+        self._logger.debug(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+def _unparsable(exc: object) -> HttpProcessingError | None:
+    """``exc`` if it is aiohttp refusing a request it could not parse (a 4xx), else None."""
+    return exc if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500 else None
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -216,6 +216,32 @@ async def test_authorization_with_invalid_utf8_is_401(make_config: MakeConfig, d
     no_traceback(d)
 
 
+async def test_a_request_aiohttp_cannot_parse_is_400_and_one_warning_without_its_bytes(
+    make_config: MakeConfig, daemon_factory: DaemonFactory
+) -> None:
+    """Malformed request lines and headers get aiohttp's 400; hookd logs each as one
+    request_unparsable warning naming the fault, with no traceback, no error line and none
+    of the bytes: a broken Authorization line must not put its token in the log."""
+    d = await daemon_factory(make_config([], server={"tokens": ["tok-1"]}))
+    secret = b"s3cr3t-t0ken"
+    requests = [
+        b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + secret + b"\x01x\r\n\r\n",
+        b"GET /v1/webhooks HTTP/1.1\r\nHost: x\r\nBad Header " + secret + b"\r\n\r\n",
+    ]
+    for request in requests:
+        raw = await raw_exchange(d.port, request)
+        assert raw.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 ")), (request, raw[:300])
+    assert await healthz(d.port) == 200
+    await d.wait_line("request_unparsable")
+    unparsable = [r for r in d.lines if r.get("event") == "request_unparsable"]
+    assert len(unparsable) >= 3  # a first request's bad method may be logged at debug only
+    assert all(r["level"] == "warning" and r["status"] == 400 and r["fault"] for r in unparsable), unparsable
+    no_traceback(d)
+    assert secret.decode() not in "\n".join(d.raw)
+
+
 async def test_bearer_scheme_is_case_insensitive(make_config: MakeConfig, app_factory: AppFactory) -> None:
     """`bearer`, `BEARER` and `Bearer` all name the scheme (RFC 9110); the token itself is case-sensitive."""
     d = await app_factory(make_config([], server={"tokens": ["Tok-1", "zweites-tök"]}))
