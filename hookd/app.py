@@ -256,7 +256,9 @@ class App:
         pending = await self.store.open_work(fresh, self.clock.now())
         batches = await self.batcher.read_open(set(fresh), config.webhooks, config.batching.spool_after_seconds)
         self._configure(config)
-        return self.dispatcher.restore(pending), self.batcher.restore(batches)
+        restored = self.dispatcher.restore(pending), self.batcher.restore(batches)
+        await self.sender.close_retired()
+        return restored
 
     async def reload(self) -> bool:
         """Re-read the config file; on any error keep the config in force."""

@@ -67,10 +67,13 @@ class _Route:
     blocked: Blocked | None  # a literal address the guard refuses: no request is made
     https: bool
     client_cert: bool
+    inflight: int = 0  # attempts using the session now
+    retired: bool = False  # its egress left the config: closed once inflight is back to 0
 
 
 class Sender:
-    """Owns the client sessions, made lazily per destination and egress, and closed at stop.
+    """Owns the client sessions, made lazily per destination and egress, and closed at stop
+    or, for an egress a reload took away, once no attempt uses them any more.
 
     SSL contexts are built once per distinct TLS material, when a config is applied (and
     for any other material the first time it is used), never per attempt.
@@ -84,14 +87,15 @@ class Sender:
         # about 2 % of the loop thread in the unbatched bench (a webhook's URL is fixed).
         self._by_url: dict[tuple[str, Egress], _Route] = {}
         self._contexts: dict[TlsMaterial, ssl.SSLContext] = {}
-        self._retired: list[aiohttp.ClientSession] = []
+        self._retired: list[_Route] = []  # still in use by an attempt when retired
         self._env = proxy_environment(os.environ)
 
     def configure(
         self, timeout: float, connect_timeout: float, max_response_bytes: int, egresses: Iterable[Egress] = ()
     ) -> None:
         """New limits and egresses from a (re)loaded config. Sessions of an egress no longer
-        in use are retired (closed at stop: an attempt may still be running on one)."""
+        in use are retired: ``close_retired`` closes the idle ones, and the last attempt
+        on a busy one closes it as it ends."""
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max = max_response_bytes
         self._env = proxy_environment(os.environ)
@@ -101,8 +105,19 @@ class Sender:
             if e.tls is not None:
                 self._context(e.tls)
         for key in [k for k in self._routes if k[3] not in wanted]:
-            self._retired.append(self._routes.pop(key).session)
+            route = self._routes.pop(key)
+            route.retired = True
+            self._retired.append(route)
         self._by_url.clear()
+
+    async def close_retired(self) -> None:
+        """Close the retired sessions no attempt is using. Before, they stayed open until
+        the daemon stopped: an operator changing proxies or certificates by reload grew a
+        set of dead connection pools, one per destination each time."""
+        idle = [r for r in self._retired if not r.inflight]
+        self._retired = [r for r in self._retired if r.inflight]
+        for r in idle:
+            await r.session.close()
 
     def _context(self, material: TlsMaterial) -> ssl.SSLContext:
         ctx = self._contexts.get(material)
@@ -168,6 +183,7 @@ class Sender:
         route = None
         try:
             route = self._route(url, egress)
+            route.inflight += 1
             if route.blocked is not None:
                 raise route.blocked
             async with route.session.request(
@@ -204,6 +220,12 @@ class Sender:
                 duration_ms=(time.perf_counter() - started) * 1000,
                 via=route.via if route is not None else None,
             )
+        finally:
+            if route is not None:
+                route.inflight -= 1
+                if route.retired and not route.inflight and route in self._retired:
+                    self._retired.remove(route)
+                    await route.session.close()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         # One byte past the limit tells "exactly the limit" from "more than the limit".
@@ -221,7 +243,7 @@ class Sender:
 
     async def close(self) -> None:
         """Close every session."""
-        sessions = [r.session for r in self._routes.values()] + self._retired
+        sessions = [r.session for r in self._routes.values()] + [r.session for r in self._retired]
         self._routes.clear()
         self._by_url.clear()
         self._retired.clear()

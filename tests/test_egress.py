@@ -3,11 +3,13 @@ receivers on loopback (certificates made here by trustme) and a real proxy proce
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,22 @@ import trustme
 
 from hookd import http
 from hookd.config import ApiWebhook, Config, ConfigError, inline_secrets
-from hookd.egress import choose_proxy, proxy_environment
+from hookd.egress import DIRECT, Egress, Guard, choose_proxy, proxy_environment
 from hookd.failures import scrub
 from hookd.tls import client_context
-from tests.support import HOOKD, AppFactory, InProcess, MakeConfig, Proxy, Receiver, ev, free_port, until, webhook
+from tests.support import (
+    HOOKD,
+    AppFactory,
+    InProcess,
+    MakeConfig,
+    Proxy,
+    Receiver,
+    ev,
+    free_port,
+    hang,
+    until,
+    webhook,
+)
 
 ProxyFactory = Callable[..., Awaitable[Proxy]]
 Receivers = Callable[[ssl.SSLContext | None], Awaitable[Receiver]]
@@ -539,3 +553,33 @@ def test_scrub_masks_credentials_in_quoted_urls() -> None:
     quoted = f"407, message='Proxy Authentication Required', url='http://hookd:{PASSWORD}@127.0.0.1:3128'"
     assert scrub(quoted) == "407, message='Proxy Authentication Required', url='http://***@127.0.0.1:3128'"
     assert scrub("Cannot connect to host example.com:443") == "Cannot connect to host example.com:443"
+
+
+async def test_sessions_of_an_egress_a_reload_took_away_close_once_no_attempt_uses_them(
+    receiver: Receiver,
+) -> None:
+    """configure() retires the sessions of an egress no longer in use; close_retired()
+    closes the idle ones at once, and a session an attempt is still using closes when that
+    attempt ends, not at stop. Attempts made after the reload get a session of their own."""
+    receiver.behave["/slow"] = hang(receiver)
+    sender = http.Sender(5.0, 5.0, 1024)
+    old, busy_egress = Egress(guard=Guard((), ())), Egress(guard=Guard((), (ip_network("127.0.0.0/8"),)))
+    try:
+        assert (await sender.send("POST", f"{receiver.url}/a", {}, b"{}", egress=old)).status == 200
+        slow = asyncio.get_running_loop().create_task(
+            sender.send("POST", f"{receiver.url}/slow", {}, b"{}", egress=busy_egress)
+        )
+        await receiver.wait_for(1, "/slow")
+        idle = sender._routes[("http", "127.0.0.1", receiver.port, old)].session
+        busy = sender._routes[("http", "127.0.0.1", receiver.port, busy_egress)].session
+        sender.configure(5.0, 5.0, 1024, [DIRECT])
+        await sender.close_retired()
+        assert idle.closed
+        assert not busy.closed  # the slow attempt still reads from it
+        assert (await sender.send("POST", f"{receiver.url}/b", {}, b"{}")).status == 200
+        receiver.release.set()
+        assert (await slow).status == 200
+        assert busy.closed
+        assert sender._retired == []
+    finally:
+        await sender.close()
