@@ -239,7 +239,7 @@ class App:
         self.dispatcher.configure(config)
         # Before any attempt the dispatcher just started runs: they run at the next await.
         self.sender.configure(
-            d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes, self.dispatcher.egresses()
+            d.timeout_seconds, d.connect_timeout_seconds, d.max_response_bytes, self.dispatcher.destinations()
         )
 
     async def _take_up(self, config: Config, known: set[str] | None) -> tuple[int, int]:

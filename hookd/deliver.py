@@ -523,9 +523,9 @@ class Dispatcher:
         """True while the delivery is in an attempt or its outcome is not yet committed."""
         return delivery_id in self._holds
 
-    def egresses(self) -> set[Egress]:
-        """The egresses of the lanes configured now."""
-        return {lane.egress for lane in self._lanes.values()}
+    def destinations(self) -> set[tuple[str, Egress]]:
+        """Where the lanes configured now send: each one's URL and egress."""
+        return {(lane.shape.url, lane.egress) for lane in self._lanes.values()}
 
     def webhook_ids(self) -> set[str]:
         """The webhooks with a lane: those of the config applied last."""

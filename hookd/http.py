@@ -91,20 +91,28 @@ class Sender:
         self._env = proxy_environment(os.environ)
 
     def configure(
-        self, timeout: float, connect_timeout: float, max_response_bytes: int, egresses: Iterable[Egress] = ()
+        self,
+        timeout: float,
+        connect_timeout: float,
+        max_response_bytes: int,
+        destinations: Iterable[tuple[str, Egress]] = (),
     ) -> None:
-        """New limits and egresses from a (re)loaded config. Sessions of an egress no longer
-        in use are retired: ``close_retired`` closes the idle ones, and the last attempt
-        on a busy one closes it as it ends."""
+        """New limits and destinations (each webhook's URL and egress) from a (re)loaded
+        config. Sessions no destination uses any more (a webhook deleted, its URL or egress
+        changed) are retired: ``close_retired`` closes the idle ones, and the last attempt
+        on a busy one closes it as it ends. Webhooks made at run time for each customer
+        come and go; their sessions go with them."""
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._max = max_response_bytes
         self._env = proxy_environment(os.environ)
-        wanted = set(egresses) | {DIRECT}
+        destinations = list(destinations)
+        wanted = {e for _, e in destinations} | {DIRECT}
         self._contexts = {m: c for m, c in self._contexts.items() if any(e.tls == m for e in wanted)}
         for e in wanted:
             if e.tls is not None:
                 self._context(e.tls)
-        for key in [k for k in self._routes if k[3] not in wanted]:
+        keep = {_route_key(url, e) for url, e in destinations}
+        for key in [k for k in self._routes if k not in keep]:
             route = self._routes.pop(key)
             route.retired = True
             self._retired.append(route)
@@ -129,11 +137,10 @@ class Sender:
         route = self._by_url.get((url, egress))
         if route is not None and not route.session.closed:
             return route
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port, egress)
+        key = _route_key(url, egress)
         route = self._routes.get(key)
         if route is None or route.session.closed:
-            route = self._routes[key] = self._new_route(url, parts.scheme, parts.hostname or "", parts.port, egress)
+            route = self._routes[key] = self._new_route(url, *key)
         self._by_url[(url, egress)] = route
         return route
 
@@ -249,6 +256,12 @@ class Sender:
         self._retired.clear()
         for s in sessions:
             await s.close()
+
+
+def _route_key(url: str, egress: Egress) -> tuple[str, str, int | None, Egress]:
+    """What a session serves: the URL's scheme, host and port, over one egress."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port, egress
 
 
 def _headers(h: CIMultiDictProxy[str]) -> dict[str, str]:

@@ -555,31 +555,43 @@ def test_scrub_masks_credentials_in_quoted_urls() -> None:
     assert scrub("Cannot connect to host example.com:443") == "Cannot connect to host example.com:443"
 
 
-async def test_sessions_of_an_egress_a_reload_took_away_close_once_no_attempt_uses_them(
+async def test_sessions_no_webhook_uses_after_a_reload_close_once_no_attempt_uses_them(
     receiver: Receiver,
 ) -> None:
-    """configure() retires the sessions of an egress no longer in use; close_retired()
-    closes the idle ones at once, and a session an attempt is still using closes when that
-    attempt ends, not at stop. Attempts made after the reload get a session of their own."""
+    """configure() retires the sessions of destinations no webhook uses any more (an
+    egress taken away, a webhook deleted); close_retired() closes the idle ones at once,
+    and one an attempt is still using closes when that attempt ends, not at stop. The
+    destinations still in use keep their sessions."""
     receiver.behave["/slow"] = hang(receiver)
+    other = Receiver()
+    await other.start()
     sender = http.Sender(5.0, 5.0, 1024)
     old, busy_egress = Egress(guard=Guard((), ())), Egress(guard=Guard((), (ip_network("127.0.0.0/8"),)))
     try:
         assert (await sender.send("POST", f"{receiver.url}/a", {}, b"{}", egress=old)).status == 200
+        assert (await sender.send("POST", f"{other.url}/gone", {}, b"{}")).status == 200
+        assert (await sender.send("POST", f"{receiver.url}/kept", {}, b"{}")).status == 200
         slow = asyncio.get_running_loop().create_task(
             sender.send("POST", f"{receiver.url}/slow", {}, b"{}", egress=busy_egress)
         )
         await receiver.wait_for(1, "/slow")
-        idle = sender._routes[("http", "127.0.0.1", receiver.port, old)].session
-        busy = sender._routes[("http", "127.0.0.1", receiver.port, busy_egress)].session
-        sender.configure(5.0, 5.0, 1024, [DIRECT])
+        sessions = {k: r.session for k, r in sender._routes.items()}
+        idle = sessions[("http", "127.0.0.1", receiver.port, old)]
+        gone = sessions[("http", "127.0.0.1", other.port, DIRECT)]
+        kept = sessions[("http", "127.0.0.1", receiver.port, DIRECT)]
+        busy = sessions[("http", "127.0.0.1", receiver.port, busy_egress)]
+        sender.configure(5.0, 5.0, 1024, [(f"{receiver.url}/kept", DIRECT)])
         await sender.close_retired()
         assert idle.closed
+        assert gone.closed
         assert not busy.closed  # the slow attempt still reads from it
-        assert (await sender.send("POST", f"{receiver.url}/b", {}, b"{}")).status == 200
+        assert not kept.closed
+        assert (await sender.send("POST", f"{receiver.url}/kept", {}, b"{}")).status == 200
+        assert sender._routes[("http", "127.0.0.1", receiver.port, DIRECT)].session is kept
         receiver.release.set()
         assert (await slow).status == 200
         assert busy.closed
         assert sender._retired == []
     finally:
         await sender.close()
+        await other.stop()
