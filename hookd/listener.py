@@ -44,27 +44,25 @@ class ServerLog:
 
     def exception(self, msg: object, *args: object, exc_info: object = None, **kw: Any) -> None:
         """aiohttp's ``log_exception``: a client's unparsable request is a warning, anything else stays an error."""
-        bad = _unparsable(exc_info)
-        if bad is not None:
-            log.warning("request_unparsable", status=bad.code, fault=type(bad).__name__)
-            return
-        self._logger.exception(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
+        if not _told(log.warning, exc_info):
+            self._logger.exception(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
 
     def debug(self, msg: object, *args: object, exc_info: object = None, **kw: Any) -> None:
         """aiohttp logs non-HTTP bytes on a first request at debug: without them, too."""
-        bad = _unparsable(exc_info)
-        if bad is not None:
-            log.debug("request_unparsable", status=bad.code, fault=type(bad).__name__)
-            return
-        self._logger.debug(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
+        if not _told(log.debug, exc_info):
+            self._logger.debug(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
 
 
-def _unparsable(exc: object) -> HttpProcessingError | None:
-    """``exc`` if it is aiohttp refusing a request it could not parse (a 4xx), else None."""
-    return exc if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500 else None
+def _told(emit: Callable[..., Any], exc: object) -> bool:
+    """If ``exc`` is aiohttp refusing a request it could not parse (a 4xx), say so with
+    ``emit`` in one line without the bytes, and return True."""
+    if not (isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500):
+        return False
+    emit("request_unparsable", status=exc.code, fault=type(exc).__name__)
+    return True
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
