@@ -338,8 +338,11 @@ class Dispatcher:
         delay = due - self._clock.now()
         log.debug("retry_scheduled", webhook=lane.webhook_id, delivery=d.id, next_attempt=d.attempts + 1,
                   delay_seconds=round(delay, 3), spooled=delay > self._spool_after)  # fmt: skip
-        if delay > self._spool_after:
-            # A long wait: the delivery's row holds everything; free the memory.
+        # A long wait, or a lane whose retries already fill its window: the delivery's row
+        # holds everything; free the memory. Without the second, a receiver failing fast
+        # (an outage answered 503) pulled the whole queue into short retry timers, a
+        # Delivery with its body each, past the window the queue itself keeps to.
+        if delay > self._spool_after or len(lane.timers) >= lane.window:
             heapq.heappush(self._spooled, (due, d.seq))
             self._spooled_seqs[d.seq] = d.webhook_id
             return
@@ -374,10 +377,22 @@ class Dispatcher:
         """Bring back spooled retries whose time has come."""
         now = self._clock.now()
         due = 0
+        if self._spooled and self._spooled[0][0] <= now:
+            # The rows are read back: an attempt's outcome still queued for writing would
+            # come back as the attempt before it (its number, its state) without this.
+            await self._store.drain()
         while self._spooled and self._spooled[0][0] <= now:
             _, seq = heapq.heappop(self._spooled)
-            if self._spooled_seqs.pop(seq, None) is None:
+            wid = self._spooled_seqs.pop(seq, None)
+            if wid is None:
                 continue  # its webhook was removed meanwhile
+            lane = self._lanes.get(wid)
+            if lane is not None and lane.takes_seq_only():
+                # Past the window it would be kept as a seq anyway: no read for it now.
+                lane.stored.append(seq)
+                self._pump(lane)
+                due += 1
+                continue
             d = await self._store.delivery_by_seq(seq)
             if d is None:
                 continue

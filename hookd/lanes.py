@@ -131,6 +131,10 @@ class Lane:
     # Asks the dispatcher to read the next page of ``stored`` back (None: nobody to ask).
     refill: Callable[[Lane], None] | None = None
 
+    def takes_seq_only(self) -> bool:
+        """An unordered lane past its window: a delivery pushed now would be kept as its seq."""
+        return not self.ordered and (bool(self.stored) or self.in_memory() >= self.window)
+
     def push(self, d: Delivery) -> None:
         """Queue a delivery; ordered lanes keep ingest (sequence) order.
 
@@ -142,7 +146,7 @@ class Lane:
         """
         seq = d.seq
         if not self.ordered:
-            if self.stored or self.in_memory() >= self.window:
+            if self.takes_seq_only():
                 self.stored.append(seq)
             else:
                 self.ready.append(d)

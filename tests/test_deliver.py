@@ -369,6 +369,30 @@ async def test_long_retry_waits_go_to_the_spool_and_come_back_on_poll(store: Sto
         assert await h.states(d) == [("succeeded", 2)]
 
 
+async def test_short_retry_waits_beyond_the_window_go_to_the_spool(store: Store) -> None:
+    """A receiver failing fast puts at most a window of a lane's deliveries on retry timers;
+    the rest wait in the spool as seqs (no Delivery held) and come back on the poll once
+    due, each retried once, with its body read back from the store."""
+    async with harness(store, config({"id": "w"}, retry_schedule=[5]), window=4) as h:
+        h.sender.script["https://example.com/w"] = [*([500] * 10), *([200] * 10)]
+        made = await h.deliver("w", 10)
+        await h.sender.wait_calls(10)
+        await until(lambda: h.idle("w"), "the failed attempts settled")
+        assert h.clock.pending == 4  # a window of timers; six deliveries only as seqs
+        assert len(h.dispatcher._spooled_seqs) == 6
+        h.clock.advance(5)  # the timers fire; the spooled six wait for the poll
+        calls = await h.sender.wait_calls(14)
+        await until(lambda: h.idle("w"), "the timed retries settled")
+        assert len(h.sender.calls) == 14
+        await h.dispatcher.poll_spool()
+        calls = await h.sender.wait_calls(20)
+        await until(lambda: h.idle("w"), "the spooled retries settled")
+        assert sorted(c.message_id for c in calls[10:]) == sorted(d.message_id for d in made)
+        assert {c.body for c in calls[10:]} == {d.body for d in made}
+        assert await h.states(*made) == [("succeeded", 2)] * 10
+        assert h.dispatcher._spooled_seqs == {}
+
+
 async def test_ordered_lane_keeps_order_across_a_spooled_retry(store: Store) -> None:
     """An ordered webhook's next delivery waits while the one before it is in the spool."""
     async with harness(store, config({"id": "o", "ordered": True}, retry_schedule=[100])) as h:
