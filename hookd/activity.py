@@ -63,11 +63,16 @@ def fold(rows: Iterable[ActivityRow]) -> dict[str, list[dict[str, Any]]]:
             hists.setdefault(key, []).append((bucket_ms(r.digits, r.lead), r.n))
     out: dict[str, list[dict[str, Any]]] = {}
     for (wid, minute), cell in sorted(cells.items()):
+        top = None if cell["max_ms"] is None else round(cell["max_ms"], 1)
+        p50 = median(hists.get((wid, minute), []))
+        # A bucket's middle can lie above every duration in it (one delivery of 3,000 ms
+        # reads 3,050); a median is never above the maximum, so neither is this one.
+        if p50 is not None and top is not None:
+            p50 = min(p50, top)
         out.setdefault(wid, []).append({
             "minute": format_timestamp(minute * 60.0),
             "succeeded": cell["succeeded"], "failed": cell["failed"], "retrying": cell["retrying"],
-            "p50_ms": median(hists.get((wid, minute), [])),
-            "max_ms": None if cell["max_ms"] is None else round(cell["max_ms"], 1),
+            "p50_ms": p50, "max_ms": top,
         })  # fmt: skip
     return out
 

@@ -374,33 +374,44 @@ class Dispatcher:
         return trim is not None
 
     async def poll_spool(self) -> None:
-        """Bring back spooled retries whose time has come."""
+        """Bring back spooled retries whose time has come: to a lane past its window as
+        seqs, to the others read back in one statement (bodies up to a page's limit)."""
         now = self._clock.now()
-        due = 0
-        if self._spooled and self._spooled[0][0] <= now:
-            # The rows are read back: an attempt's outcome still queued for writing would
-            # come back as the attempt before it (its number, its state) without this.
-            await self._store.drain()
+        if not self._spooled or self._spooled[0][0] > now:
+            return
+        # The rows are read back: an attempt's outcome still queued for writing would come
+        # back as the attempt before it (its number, its state) without this.
+        await self._store.drain()
+        reads: list[int] = []
+        room: dict[str, int] = {}  # per unordered lane: how many more it holds as objects
+        as_seqs: dict[Lane, int] = {}
         while self._spooled and self._spooled[0][0] <= now:
             _, seq = heapq.heappop(self._spooled)
             wid = self._spooled_seqs.pop(seq, None)
             if wid is None:
                 continue  # its webhook was removed meanwhile
             lane = self._lanes.get(wid)
-            if lane is not None and lane.takes_seq_only():
-                # Past the window it would be kept as a seq anyway: no read for it now.
-                lane.stored.append(seq)
-                self._pump(lane)
-                due += 1
-                continue
-            d = await self._store.delivery_by_seq(seq)
-            if d is None:
-                continue
+            if lane is not None and not lane.ordered:
+                left = room.get(wid)
+                if left is None:
+                    left = 0 if lane.takes_seq_only() else lane.window - lane.in_memory()
+                room[wid] = left - 1
+                if left <= 0:  # past the window it would be kept as a seq anyway: no read
+                    lane.stored.append(seq)
+                    as_seqs[lane] = as_seqs.get(lane, 0) + 1
+                    continue
+            reads.append(seq)
+        for lane in as_seqs:
+            self._pump(lane)
+        # One statement, where each retry used to be a read of its own (a window's worth
+        # per lane and poll, one after the other, holding up the batches' spool poll).
+        found = await self._store.page(reads) if reads else []
+        for d in found:
             lane = self._lanes.get(d.webhook_id)
-            if lane is not None and lane.holding is not None and lane.holding.seq == seq:
+            if lane is not None and lane.holding is not None and lane.holding.seq == d.seq:
                 lane.holding = None
             self.submit(d)
-            due += 1
+        due = sum(as_seqs.values()) + len(found)
         if due:
             log.debug("spool_retries_due", deliveries=due, still_spooled=len(self._spooled_seqs))
 

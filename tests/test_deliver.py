@@ -130,15 +130,16 @@ class Harness:
         self.dispatcher.configure(cfg)
         self.cfg = cfg
 
-    async def deliver(self, webhook_id: str, n: int = 1, committed: bool = True) -> list[Delivery]:
+    async def deliver(self, webhook_id: str, n: int = 1, committed: bool = True, pad: int = 0) -> list[Delivery]:
         """``n`` new deliveries to ``webhook_id``: committed (or only queued for writing),
-        then submitted in that order."""
+        then submitted in that order; ``pad`` adds that many bytes to each body."""
         made = []
         for _ in range(n):
             seq = self.store.next_delivery_seq()
             d = Delivery(
                 id=self.ids.delivery(seq), seq=seq, message_id=self.ids.make("msg"), webhook_id=webhook_id,
-                body=orjson.dumps({"seq": seq}), item_ids=(self.ids.uuid(),), events=("ticket.created",),
+                body=orjson.dumps({"seq": seq, "pad": "x" * pad}), item_ids=(self.ids.uuid(),),
+                events=("ticket.created",),
                 triggers=("t",), created_at=self.clock.now(),
             )  # fmt: skip
             written = self.store.add_delivery(d, False, alone=True)
@@ -391,6 +392,23 @@ async def test_short_retry_waits_beyond_the_window_go_to_the_spool(store: Store)
         assert {c.body for c in calls[10:]} == {d.body for d in made}
         assert await h.states(*made) == [("succeeded", 2)] * 10
         assert h.dispatcher._spooled_seqs == {}
+
+
+async def test_spooled_retries_come_back_in_one_read_whatever_their_size(store: Store) -> None:
+    """Retries due together come back from the spool with one read: small bodies with it,
+    a body over a page's limit read when its attempt comes; each sent byte for byte."""
+    async with harness(store, config({"id": "w"}, retry_schedule=[100])) as h:
+        h.sender.script["https://example.com/w"] = [*([500] * 3), *([200] * 3)]
+        made = [*(await h.deliver("w", 2)), *(await h.deliver("w", 1, pad=20_000))]
+        await h.sender.wait_calls(3)
+        await until(lambda: h.idle("w"), "the failed attempts settled")
+        assert len(h.dispatcher._spooled_seqs) == 3
+        h.clock.advance(100)
+        await h.dispatcher.poll_spool()
+        calls = await h.sender.wait_calls(6)
+        await until(lambda: h.idle("w"), "the retries settled")
+        assert sorted(c.body or b"" for c in calls[3:]) == sorted(d.body for d in made)
+        assert await h.states(*made) == [("succeeded", 2)] * 3
 
 
 async def test_ordered_lane_keeps_order_across_a_spooled_retry(store: Store) -> None:
