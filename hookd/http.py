@@ -57,9 +57,10 @@ def error_kind(exc: BaseException) -> str:
     return failure(exc)[0]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Route:
-    """A session to one destination over one egress, and what each request on it adds."""
+    """A session to one destination over one egress, and what each request on it adds.
+    Compared by identity: two routes are never the same one however alike."""
 
     session: aiohttp.ClientSession
     proxy: str | None  # with its credentials: for aiohttp only
@@ -68,12 +69,11 @@ class _Route:
     https: bool
     client_cert: bool
     inflight: int = 0  # attempts using the session now
-    retired: bool = False  # its egress left the config: closed once inflight is back to 0
 
 
 class Sender:
     """Owns the client sessions, made lazily per destination and egress, and closed at stop
-    or, for an egress a reload took away, once no attempt uses them any more.
+    or, for a destination no webhook uses any more, once no attempt uses them.
 
     SSL contexts are built once per distinct TLS material, when a config is applied (and
     for any other material the first time it is used), never per attempt.
@@ -87,7 +87,9 @@ class Sender:
         # about 2 % of the loop thread in the unbatched bench (a webhook's URL is fixed).
         self._by_url: dict[tuple[str, Egress], _Route] = {}
         self._contexts: dict[TlsMaterial, ssl.SSLContext] = {}
-        self._retired: list[_Route] = []  # still in use by an attempt when retired
+        # Routes no destination uses any more, still in use by an attempt when retired:
+        # each is closed once its inflight is back to 0.
+        self._retired: set[_Route] = set()
         self._env = proxy_environment(os.environ)
 
     def configure(
@@ -113,17 +115,15 @@ class Sender:
                 self._context(e.tls)
         keep = {_route_key(url, e) for url, e in destinations}
         for key in [k for k in self._routes if k not in keep]:
-            route = self._routes.pop(key)
-            route.retired = True
-            self._retired.append(route)
+            self._retired.add(self._routes.pop(key))
         self._by_url.clear()
 
     async def close_retired(self) -> None:
         """Close the retired sessions no attempt is using. Before, they stayed open until
         the daemon stopped: an operator changing proxies or certificates by reload grew a
         set of dead connection pools, one per destination each time."""
-        idle = [r for r in self._retired if not r.inflight]
-        self._retired = [r for r in self._retired if r.inflight]
+        idle = {r for r in self._retired if not r.inflight}
+        self._retired -= idle
         for r in idle:
             await r.session.close()
 
@@ -230,8 +230,8 @@ class Sender:
         finally:
             if route is not None:
                 route.inflight -= 1
-                if route.retired and not route.inflight and route in self._retired:
-                    self._retired.remove(route)
+                if not route.inflight and route in self._retired:
+                    self._retired.discard(route)
                     await route.session.close()
 
     async def _read(self, resp: aiohttp.ClientResponse) -> tuple[bytes, bool]:

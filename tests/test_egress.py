@@ -591,7 +591,7 @@ async def test_sessions_no_webhook_uses_after_a_reload_close_once_no_attempt_use
         receiver.release.set()
         assert (await slow).status == 200
         assert busy.closed
-        assert sender._retired == []
+        assert sender._retired == set()
     finally:
         await sender.close()
         await other.stop()
